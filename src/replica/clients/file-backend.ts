@@ -1,0 +1,30 @@
+/** Config resolution for `file` replicas: `file:///dir`, a plain `path`, or `url` without scheme rules. */
+import { homedir } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { configError, optString, type Backend } from '../backend.js';
+import { FileReplicaClient } from './file.js';
+
+export interface FileSettings {
+  path: string;
+}
+
+export const fileBackend: Backend<FileSettings> = {
+  type: 'file',
+  keys: [],
+  resolve({ url, raw, keyPath, cwd }) {
+    let p: string | undefined;
+    if (url) {
+      if (url.host !== '') throw configError(`${keyPath}.url`, `file URL must not name a host (got "${url.host}"); write file:///absolute/path`);
+      p = decodeURIComponent(url.pathname);
+    } else {
+      p = optString(raw, 'path', keyPath);
+    }
+    if (!p) throw configError(keyPath, 'file replica needs a path: set `path: /backup/dir` or `url: file:///backup/dir`');
+    if (p.startsWith('~/')) p = resolve(homedir(), p.slice(2));
+    const abs = isAbsolute(p) ? resolve(p) : resolve(cwd, p);
+    return { settings: { path: abs }, display: `file://${abs}`, warnings: [] };
+  },
+  create(settings) {
+    return new FileReplicaClient({ path: settings.path });
+  },
+};

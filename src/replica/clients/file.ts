@@ -1,0 +1,176 @@
+/**
+ * `file` replica client: the Litestream layout in a local directory. Writes go to `<name>.tmp`,
+ * are fsynced and renamed into place (as Litestream's file client does), so a reader never sees
+ * a partial object. Object time = file mtime read with nanosecond precision (vectors README).
+ */
+import { createWriteStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { posix } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { LsinitError, notFound } from '../../errors.js';
+import * as paths from '../../format/paths.js';
+import { countOp } from '../../metrics/ops.js';
+import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
+
+export interface FileClientOptions {
+  /** Absolute directory of the replica. */
+  path: string;
+}
+
+export class FileReplicaClient implements ReplicaClient {
+  readonly type = 'file';
+  readonly root: string;
+
+  constructor(opts: FileClientOptions) {
+    this.root = posix.resolve(opts.path);
+  }
+
+  async generations(): Promise<string[]> {
+    countOp(this.type, 'LIST');
+    const names = await readdirOrEmpty(paths.generationsDir(this.root));
+    return names.filter(paths.isGenerationName).sort();
+  }
+
+  async deleteGeneration(generation: string): Promise<void> {
+    countOp(this.type, 'DELETE');
+    await fsp.rm(paths.generationDir(this.root, generation), { recursive: true, force: true });
+  }
+
+  async snapshots(generation: string): Promise<SnapshotInfo[]> {
+    countOp(this.type, 'LIST');
+    const dir = paths.snapshotsDir(this.root, generation);
+    const out: SnapshotInfo[] = [];
+    for (const name of await readdirOrEmpty(dir)) {
+      const index = paths.parseSnapshotName(name);
+      if (index === undefined) continue;
+      const st = await statOrUndefined(posix.join(dir, name));
+      if (!st) continue;
+      out.push({ generation, index, size: Number(st.size), createdAt: st.mtimeNs });
+    }
+    return out.sort((a, b) => a.index - b.index);
+  }
+
+  async writeSnapshot(generation: string, index: number, body: Body): Promise<SnapshotInfo> {
+    const p = paths.snapshotPath(this.root, generation, index);
+    const size = await this.writeFile(p, body);
+    const st = await fsp.stat(p, { bigint: true });
+    return { generation, index, size, createdAt: st.mtimeNs };
+  }
+
+  async deleteSnapshot(generation: string, index: number): Promise<void> {
+    countOp(this.type, 'DELETE');
+    await fsp.rm(paths.snapshotPath(this.root, generation, index), { force: true });
+  }
+
+  async snapshotReader(generation: string, index: number): Promise<Readable> {
+    return this.openReader(paths.snapshotPath(this.root, generation, index), { generation, index });
+  }
+
+  async walSegments(generation: string): Promise<WALSegmentInfo[]> {
+    countOp(this.type, 'LIST');
+    const dir = paths.walDir(this.root, generation);
+    const out: WALSegmentInfo[] = [];
+    for (const name of await readdirOrEmpty(dir)) {
+      const parsed = paths.parseWALSegmentName(name);
+      if (!parsed) continue;
+      const st = await statOrUndefined(posix.join(dir, name));
+      if (!st) continue;
+      out.push({ generation, index: parsed.index, offset: parsed.offset, size: Number(st.size), createdAt: st.mtimeNs });
+    }
+    return out.sort((a, b) => a.index - b.index || a.offset - b.offset);
+  }
+
+  async writeWALSegment(pos: Pos, body: Body): Promise<WALSegmentInfo> {
+    const p = paths.walSegmentPath(this.root, pos.generation, pos.index, pos.offset);
+    const size = await this.writeFile(p, body);
+    const st = await fsp.stat(p, { bigint: true });
+    return { generation: pos.generation, index: pos.index, offset: pos.offset, size, createdAt: st.mtimeNs };
+  }
+
+  async deleteWALSegments(positions: Pos[]): Promise<void> {
+    for (const pos of positions) {
+      countOp(this.type, 'DELETE');
+      await fsp.rm(paths.walSegmentPath(this.root, pos.generation, pos.index, pos.offset), { force: true });
+    }
+  }
+
+  async walSegmentReader(pos: Pos): Promise<Readable> {
+    return this.openReader(paths.walSegmentPath(this.root, pos.generation, pos.index, pos.offset), { ...pos });
+  }
+
+  async close(): Promise<void> {}
+
+  private async openReader(p: string, fields: Record<string, unknown>): Promise<Readable> {
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(p, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`replica object ${p}`, { ...fields, path: p });
+      throw err;
+    }
+    const st = await fh.stat();
+    countOp(this.type, 'GET', st.size);
+    return fh.createReadStream({ autoClose: true, highWaterMark: 1 << 20 });
+  }
+
+  /** Write to `<p>.tmp`, fsync, rename: the object appears whole or not at all. */
+  private async writeFile(p: string, body: Body): Promise<number> {
+    await fsp.mkdir(posix.dirname(p), { recursive: true });
+    const tmp = `${p}.tmp`;
+    let size = 0;
+    try {
+      if (body instanceof Uint8Array) {
+        const fh = await fsp.open(tmp, 'w');
+        try {
+          await fh.writeFile(body);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        size = body.byteLength;
+      } else {
+        const ws = createWriteStream(tmp, { flags: 'w' });
+        body.on('data', (c: Buffer) => (size += c.length));
+        await pipeline(body, ws);
+        const fh = await fsp.open(tmp, 'r+');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      }
+      await fsp.rename(tmp, p);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new LsinitError('LSINIT_ERR_REPLICA', `file replica: cannot write ${p}: ${(err as Error).message}`, {
+        cause: err,
+        fields: { path: p },
+        // A full disk or a read-only directory may be fixed by the operator: keep retrying later.
+        transient: code === 'ENOSPC' || code === 'EIO' || code === 'EAGAIN',
+      });
+    }
+    countOp(this.type, 'PUT', size);
+    return size;
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+async function statOrUndefined(p: string) {
+  try {
+    return await fsp.stat(p, { bigint: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
