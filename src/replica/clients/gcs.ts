@@ -1,13 +1,366 @@
-/** Placeholder until the gcs backend lands: configs naming it fail with a clear error. */
-import { configError, type Backend } from '../backend.js';
+/**
+ * `gcs` replica client: the Litestream layout in a Google Cloud Storage bucket, through
+ * `@google-cloud/storage` 7 (reference §1.3, §3.4). Object time = `timeCreated` (Litestream reads
+ * attrs.Created), millisecond resolution, converted to ns.
+ *
+ * Requests: buffers go up in one multipart request (`resumable: false`; most syncs write one small
+ * WAL segment, and every request costs money); streams use a resumable upload in 8 MiB chunks so a
+ * dropped connection resumes instead of restarting a large snapshot. Every JSON call is wrapped in
+ * `withRetry`; the library's own retries are off for them, and bounded for resumable chunks (a stream
+ * cannot be replayed from our side, but the library keeps the current chunk and resumes it).
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { posix } from 'node:path';
+import { IdempotencyStrategy, Storage, type Bucket, type File, type StorageOptions } from '@google-cloud/storage';
+import { errorMessage, LsinitError, notFound } from '../../errors.js';
+import * as paths from '../../format/paths.js';
+import { countOp } from '../../metrics/ops.js';
+import { configError, optString, type Backend } from '../backend.js';
+import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
+import { isTransient, withRetry, type RetryOptions } from '../retry.js';
 
-export const gcsBackend: Backend<never> = {
-  type: 'gcs',
-  keys: [],
-  resolve({ keyPath }) {
-    throw configError(keyPath, 'replica type "gcs" is not supported by this build of lsinit yet');
+export interface GcsSettings {
+  bucket: string;
+  /** Key prefix, used as given (keys are built with posix joins like Litestream's path.Join). */
+  path: string;
+  /** Custom JSON-API endpoint (emulator, GCS-compatible store); absent for Google's service + ADC. */
+  endpoint?: string;
+  /** Project for endpoint mode; Google's service needs none for object calls. */
+  projectId?: string;
+}
+
+export interface GcsClientOptions extends GcsSettings {
+  retry?: RetryOptions;
+  /** Resumable upload chunk size (a multiple of 256 KiB). */
+  chunkSize?: number;
+}
+
+const TYPE = 'gcs';
+const CHUNK_SIZE = 8 << 20;
+const REQUEST_TIMEOUT_MS = 60_000;
+const DELETE_CONCURRENCY = 8;
+const CONTENT_TYPE = 'application/octet-stream';
+
+export class GcsReplicaClient implements ReplicaClient {
+  readonly type = TYPE;
+  readonly bucketName: string;
+  readonly root: string;
+  private readonly storage: Storage;
+  private readonly bucket: Bucket;
+  /** Same auth, but with bounded library retries: only used for resumable (stream) uploads. */
+  private readonly uploadBucket: Bucket;
+  private readonly retry: RetryOptions;
+  private readonly chunkSize: number;
+
+  constructor(opts: GcsClientOptions) {
+    this.bucketName = opts.bucket;
+    this.root = opts.path;
+    this.retry = opts.retry ?? {};
+    this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
+    const base: StorageOptions = { timeout: REQUEST_TIMEOUT_MS };
+    if (opts.endpoint) {
+      // A custom endpoint gets no credentials (the library skips auth for it), and an explicit
+      // project id keeps google-auth-library from probing ADC or the metadata server.
+      base.apiEndpoint = opts.endpoint;
+      base.projectId = opts.projectId ?? 'lsinit';
+      base.useAuthWithCustomEndpoint = isGoogleHost(opts.endpoint);
+    }
+    this.storage = new Storage({
+      ...base,
+      retryOptions: { autoRetry: false, idempotencyStrategy: IdempotencyStrategy.RetryNever },
+    });
+    const uploads = new Storage({
+      ...base,
+      authClient: this.storage.authClient as NonNullable<StorageOptions['authClient']>,
+      retryOptions: {
+        autoRetry: true, maxRetries: 3, retryDelayMultiplier: 2, maxRetryDelay: 8, totalTimeout: 60,
+        // Rewriting an object under the same name with the same bytes is idempotent for us.
+        idempotencyStrategy: IdempotencyStrategy.RetryAlways,
+        retryableErrorFn: (e) => isTransient(e) || (e.errors ?? []).some((x) => isTransient({ code: x.reason })),
+      },
+    });
+    for (const s of [this.storage, uploads]) pinEndpoint(s, opts.endpoint);
+    this.bucket = this.storage.bucket(opts.bucket);
+    this.uploadBucket = uploads.bucket(opts.bucket);
+  }
+
+  async generations(): Promise<string[]> {
+    const { prefixes } = await this.list(paths.generationsDir(this.root) + '/', '/');
+    return prefixes.map((p) => posix.basename(p)).filter(paths.isGenerationName).sort();
+  }
+
+  async deleteGeneration(generation: string): Promise<void> {
+    const { items } = await this.list(paths.generationDir(this.root, generation) + '/');
+    await this.deleteKeys(items.map((i) => i.name));
+  }
+
+  async snapshots(generation: string): Promise<SnapshotInfo[]> {
+    const { items } = await this.list(paths.snapshotsDir(this.root, generation) + '/', '/');
+    const out: SnapshotInfo[] = [];
+    for (const it of items) {
+      const index = paths.parseSnapshotName(posix.basename(it.name));
+      if (index !== undefined) out.push({ generation, index, size: it.size, createdAt: it.createdAt });
+    }
+    return out.sort((a, b) => a.index - b.index);
+  }
+
+  async writeSnapshot(generation: string, index: number, body: Body): Promise<SnapshotInfo> {
+    const r = await this.put(paths.snapshotPath(this.root, generation, index), body);
+    return { generation, index, ...r };
+  }
+
+  async deleteSnapshot(generation: string, index: number): Promise<void> {
+    await this.deleteKeys([paths.snapshotPath(this.root, generation, index)]);
+  }
+
+  async snapshotReader(generation: string, index: number): Promise<Readable> {
+    return this.reader(paths.snapshotPath(this.root, generation, index), { generation, index });
+  }
+
+  async walSegments(generation: string): Promise<WALSegmentInfo[]> {
+    const { items } = await this.list(paths.walDir(this.root, generation) + '/', '/');
+    const out: WALSegmentInfo[] = [];
+    for (const it of items) {
+      const p = paths.parseWALSegmentName(posix.basename(it.name));
+      if (p) out.push({ generation, index: p.index, offset: p.offset, size: it.size, createdAt: it.createdAt });
+    }
+    return out.sort((a, b) => a.index - b.index || a.offset - b.offset);
+  }
+
+  async writeWALSegment(pos: Pos, body: Body): Promise<WALSegmentInfo> {
+    const r = await this.put(paths.walSegmentPath(this.root, pos.generation, pos.index, pos.offset), body);
+    return { generation: pos.generation, index: pos.index, offset: pos.offset, ...r };
+  }
+
+  async deleteWALSegments(positions: Pos[]): Promise<void> {
+    await this.deleteKeys(positions.map((p) => paths.walSegmentPath(this.root, p.generation, p.index, p.offset)));
+  }
+
+  async walSegmentReader(pos: Pos): Promise<Readable> {
+    return this.reader(paths.walSegmentPath(this.root, pos.generation, pos.index, pos.offset), { ...pos });
+  }
+
+  async close(): Promise<void> {}
+
+  /** All objects (and delimiter prefixes) under `prefix`, every page, one LIST per page. */
+  private async list(prefix: string, delimiter?: string): Promise<{ items: ListedObject[]; prefixes: string[] }> {
+    const items: ListedObject[] = [];
+    const prefixes: string[] = [];
+    let pageToken: string | undefined;
+    do {
+      const [files, next, resp] = await this.call('LIST', prefix, () =>
+        this.bucket.getFiles({ prefix, autoPaginate: false, ...(delimiter ? { delimiter } : {}), ...(pageToken ? { pageToken } : {}) }));
+      for (const f of files) items.push({ name: f.name, size: Number(f.metadata.size ?? 0), createdAt: timeNs(f.metadata.timeCreated) });
+      prefixes.push(...(((resp as { prefixes?: string[] } | undefined)?.prefixes) ?? []));
+      pageToken = (next as { pageToken?: string } | null)?.pageToken;
+    } while (pageToken);
+    return { items, prefixes };
+  }
+
+  private async deleteKeys(keys: string[]): Promise<void> {
+    // GCS has no multi-object delete in the JSON API; Litestream also deletes one object per request.
+    let i = 0;
+    const worker = async () => {
+      while (i < keys.length) {
+        const key = keys[i++]!;
+        try {
+          await this.call('DELETE', key, () => this.bucket.file(key).delete());
+        } catch (err) {
+          if (!(err instanceof LsinitError && err.code === 'LSINIT_ERR_NOT_FOUND')) throw err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, keys.length) }, worker));
+  }
+
+  private async put(key: string, body: Body): Promise<{ size: number; createdAt: bigint }> {
+    let file: File;
+    if (body instanceof Uint8Array) {
+      const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+      file = await withRetry(async () => {
+        countOp(TYPE, 'PUT', buf.length);
+        const f = this.bucket.file(key);
+        const ws = f.createWriteStream({ resumable: false, validation: 'crc32c', contentType: CONTENT_TYPE });
+        ws.end(buf);
+        await finished(ws).catch((err: unknown) => {
+          throw this.mapError(err, 'PUT', key, {});
+        });
+        return f;
+      }, this.retry);
+    } else {
+      // No outer retry: the stream cannot be replayed. The resumable upload itself retries a chunk.
+      file = this.uploadBucket.file(key);
+      const ws = file.createWriteStream({ resumable: true, chunkSize: this.chunkSize, validation: 'crc32c', contentType: CONTENT_TYPE });
+      let sent = 0;
+      let counted = 0;
+      ws.on('uri', () => countOp(TYPE, 'PUT', 0));
+      ws.on('progress', (e: { bytesWritten?: number }) => (sent = e.bytesWritten ?? sent));
+      ws.on('response', () => {
+        countOp(TYPE, 'PUT', Math.max(0, sent - counted));
+        counted = sent;
+      });
+      try {
+        await pipeline(body, ws);
+      } catch (err) {
+        throw this.mapError(err, 'PUT', key, {});
+      }
+    }
+    return { size: Number(file.metadata.size ?? 0), createdAt: timeNs(file.metadata.timeCreated) };
+  }
+
+  /** Open a validated download; resolves once the response status is known, so 404 rejects here. */
+  private reader(key: string, fields: Record<string, unknown>): Promise<Readable> {
+    return withRetry(() => new Promise<Readable>((resolve, reject) => {
+      const src = this.bucket.file(key).createReadStream({ validation: 'crc32c' });
+      const out = new PassThrough({ highWaterMark: 1 << 20 });
+      let opened = false;
+      src.on('response', (res: { statusCode?: number; status?: number; headers?: Record<string, unknown> }) => {
+        const status = res.statusCode ?? res.status ?? 0;
+        if (status < 200 || status >= 300) return; // the error event follows with the body
+        opened = true;
+        countOp(TYPE, 'GET', Number(header(res.headers, 'content-length') ?? 0));
+        resolve(out);
+      });
+      src.on('error', (err: unknown) => {
+        const e = this.mapError(err, 'GET', key, fields);
+        if (opened) {
+          out.destroy(e);
+          return;
+        }
+        countOp(TYPE, 'GET', 0);
+        out.destroy();
+        reject(e);
+      });
+      src.pipe(out);
+    }), this.retry);
+  }
+
+  /** One counted request with retries; every failure comes out as an LsinitError. */
+  private call<T>(op: 'LIST' | 'DELETE' | 'GET', key: string, fn: () => Promise<T>): Promise<T> {
+    return withRetry(async () => {
+      countOp(TYPE, op);
+      try {
+        return await fn();
+      } catch (err) {
+        throw this.mapError(err, op, key, {});
+      }
+    }, this.retry);
+  }
+
+  private mapError(err: unknown, op: string, key: string, fields: Record<string, unknown>): LsinitError {
+    if (err instanceof LsinitError) return err;
+    const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; response?: { status?: number }; status?: number };
+    const status = typeof e.code === 'number' ? e.code : e.response?.status ?? e.status;
+    const msg = redact(errorMessage(err));
+    const where = `gcs bucket "${this.bucketName}"`;
+    const f = { ...fields, bucket: this.bucketName, key, op, ...(status ? { status } : {}) };
+    // Never chain the raw error: gaxios errors carry the request config, Authorization header included.
+    const cause = new Error(msg);
+    if (status === 404) {
+      if (/bucket does not exist/i.test(msg)) {
+        return new LsinitError('LSINIT_ERR_REPLICA', `${where} does not exist`, { fields: f, cause, transient: false });
+      }
+      return notFound(`gcs object gs://${this.bucketName}/${key}`, f);
+    }
+    if (status === 401 || status === 403 || /default credentials|invalid_grant|Could not refresh access token/i.test(msg)) {
+      return new LsinitError('LSINIT_ERR_AUTH', `${where}: access denied for ${op} ${key} (check GOOGLE_APPLICATION_CREDENTIALS / the service account's roles): ${msg}`, { fields: f, cause, transient: false });
+    }
+    if (e.code === 'FILE_NO_UPLOAD' || e.code === 'CONTENT_DOWNLOAD_MISMATCH') {
+      // A hash mismatch is corruption in transit: a new attempt sends or fetches the bytes again.
+      return new LsinitError('LSINIT_ERR_CHECKSUM', `${where}: ${op} ${key}: checksum mismatch: ${msg}`, { fields: f, cause, transient: true });
+    }
+    const transient = isTransient(err) || /^Retry (total time )?limit exceeded/.test(msg);
+    return new LsinitError('LSINIT_ERR_REPLICA', `${where}: ${op} ${key}: ${msg}`, { fields: f, cause, transient });
+  }
+}
+
+interface ListedObject {
+  name: string;
+  size: number;
+  createdAt: bigint;
+}
+
+function timeNs(t: unknown): bigint {
+  const ms = typeof t === 'string' ? Date.parse(t) : NaN;
+  return Number.isFinite(ms) ? BigInt(ms) * 1_000_000n : 0n;
+}
+
+function header(h: Record<string, unknown> | undefined, name: string): string | undefined {
+  if (!h) return undefined;
+  const v = typeof (h as { get?: unknown }).get === 'function' ? (h as unknown as Headers).get(name) : h[name];
+  return v === null || v === undefined ? undefined : String(v);
+}
+
+function redact(s: string): string {
+  return s
+    .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1xxxxx')
+    .replace(/((?:access_token|upload_id|private_key|client_secret)["'=:\s]+)[^&"',\s]+/gi, '$1xxxxx')
+    .slice(0, 500);
+}
+
+function isGoogleHost(endpoint: string): boolean {
+  // Private Service Connect / regional Google endpoints still want OAuth; emulators must get none.
+  const host = new URL(endpoint).hostname;
+  return host === 'googleapis.com' || host.endsWith('.googleapis.com');
+}
+
+/**
+ * The library reads STORAGE_EMULATOR_HOST from process.env itself and then drops `/storage/v1`
+ * from JSON URLs (and turns off auth). Settings are resolved once at the edge, so undo that here:
+ * the resolved endpoint (or Google's) is the only one used.
+ */
+function pinEndpoint(s: Storage, endpoint: string | undefined): void {
+  const svc = s as unknown as { baseUrl: string; apiEndpoint: string; customEndpoint: boolean };
+  if (endpoint) {
+    svc.apiEndpoint = endpoint;
+    svc.baseUrl = `${endpoint}/storage/v1`;
+    svc.customEndpoint = true;
+  } else if (process.env['STORAGE_EMULATOR_HOST'] !== undefined) {
+    svc.apiEndpoint = 'https://storage.googleapis.com';
+    svc.baseUrl = 'https://storage.googleapis.com/storage/v1';
+    svc.customEndpoint = false;
+  }
+}
+
+/** Normalize an endpoint: emulator hosts are bare `host:port` over http (Go's storage client does the same). */
+export function normalizeEndpoint(raw: string, defaultScheme: 'http' | 'https'): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `${defaultScheme}://${raw}`;
+  const u = new URL(withScheme);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`endpoint scheme must be http or https, got ${u.protocol}`);
+  return withScheme.replace(/\/+$/, '');
+}
+
+export const gcsBackend: Backend<GcsSettings> = {
+  type: TYPE,
+  keys: ['bucket', 'endpoint'],
+  resolve({ url, raw, env, keyPath }) {
+    let bucket = optString(raw, 'bucket', keyPath);
+    let path = optString(raw, 'path', keyPath);
+    if (url) {
+      if (bucket !== undefined) throw configError(`${keyPath}.bucket`, 'cannot be combined with `url`: the URL host is the bucket');
+      if (path !== undefined) throw configError(`${keyPath}.path`, 'cannot be combined with `url`: the URL path is the key prefix');
+      bucket = url.hostname;
+      // Litestream: strings.TrimPrefix(path.Clean(u.Path), "/"); path.Clean("") is "." which joins away.
+      path = posix.normalize(decodeURIComponent(url.pathname) || '.').replace(/^\/+/, '').replace(/\/+$/, '');
+      if (path === '.') path = '';
+    }
+    if (!bucket) throw configError(keyPath, 'gcs replica needs a bucket: set `url: gcs://BUCKET/PATH` or `bucket: NAME`');
+    const settings: GcsSettings = { bucket, path: path ?? '' };
+    const rawEndpoint = optString(raw, 'endpoint', keyPath);
+    const envEndpoint = env['STORAGE_EMULATOR_HOST'];
+    try {
+      if (rawEndpoint) settings.endpoint = normalizeEndpoint(rawEndpoint, 'https');
+      else if (envEndpoint) settings.endpoint = normalizeEndpoint(envEndpoint, 'http');
+    } catch (err) {
+      const key = rawEndpoint ? `${keyPath}.endpoint` : 'STORAGE_EMULATOR_HOST';
+      throw configError(key, `invalid endpoint ${JSON.stringify(rawEndpoint ?? envEndpoint)}: ${errorMessage(err)}`);
+    }
+    if (settings.endpoint) settings.projectId = env['GOOGLE_CLOUD_PROJECT'] || 'lsinit';
+    return { settings, display: `gcs://${bucket}/${settings.path}`, warnings: [] };
   },
-  create() {
-    throw new Error('unreachable');
+  create(settings) {
+    return new GcsReplicaClient(settings);
   },
+  secretEnv: ['GOOGLE_APPLICATION_CREDENTIALS'],
 };
