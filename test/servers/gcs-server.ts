@@ -56,6 +56,11 @@ export class GcsTestServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   private lastGeneration = 0n;
+  /**
+   * Test hook: return an HTTP status to fail a request with (e.g. 503, 403) before it is served,
+   * the way the real service fails during an incident or for a caller without permission.
+   */
+  fault: ((method: string, path: string) => number | undefined) | undefined;
   private portNum = 0;
 
   /** Listen on 127.0.0.1; the first start picks a free port, later starts reuse it. */
@@ -124,6 +129,12 @@ export class GcsTestServer {
     res.on('finish', () => {
       this.requests.push({ method, path: '/' + segs.join('/'), query: Object.fromEntries(q), status: res.statusCode });
     });
+    const injected = this.fault?.(method, '/' + segs.join('/'));
+    if (injected !== undefined) {
+      await drain(req);
+      const reason = injected === 403 ? 'forbidden' : injected === 401 ? 'required' : 'backendError';
+      return sendError(res, injected, injected === 403 ? 'caller does not have storage.objects.create access' : `injected ${injected}`, reason);
+    }
 
     // /storage/v1/b[/{bucket}[/o[/{name...}]]]
     if (segs[0] === 'storage' && segs[1] === 'v1' && segs[2] === 'b') {
