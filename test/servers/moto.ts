@@ -48,14 +48,18 @@ async function waitReady(endpoint: string, child: ChildProcess, stderr: () => st
   throw new Error(`moto_server did not answer on ${endpoint} within 20 s: ${stderr()}`);
 }
 
-export async function startMoto(opts: { port?: number } = {}): Promise<MotoServer> {
+/**
+ * `env` is passed to moto_server; `{ INITIAL_NO_AUTH_ACTION_COUNT: '0' }` makes moto check
+ * signatures and access keys (unknown keys get 403 InvalidAccessKeyId).
+ */
+export async function startMoto(opts: { port?: number; env?: Record<string, string> } = {}): Promise<MotoServer> {
   const port = opts.port ?? (await freePort());
   const endpoint = `http://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
 
   const start = async () => {
     let err = '';
-    const c = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
     c.stderr!.on('data', (d: Buffer) => {
       err = (err + d.toString()).slice(-4000);
     });

@@ -51,29 +51,30 @@ const BODY_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
 export class S3ReplicaClient implements ReplicaClient {
   readonly type = 's3';
   readonly display: string;
-  private readonly s: S3Settings;
+  // ES-private fields: util.inspect of the client never walks into credentials.
+  readonly #s: S3Settings;
   /** Single attempt per call: `withRetry` is the one retry layer for replayable requests. */
-  private readonly client: S3Client;
+  readonly #client: S3Client;
   /**
    * Multipart uploads of streams cannot be replayed as a whole, but each part is a buffer: this
    * client lets the SDK retry parts itself (standard mode, bounded, backoff with jitter).
    */
-  private readonly uploadClient: S3Client;
+  readonly #uploadClient: S3Client;
   private readonly retry: RetryOptions;
-  private readonly secrets: string[];
+  readonly #secrets: string[];
 
   constructor(opts: S3ClientOptions) {
     const { retry, ...settings } = opts;
-    this.s = settings;
+    this.#s = settings;
     this.retry = retry ?? {};
     this.display = s3Display(settings);
-    this.secrets = [settings.credentials?.secretAccessKey ?? '', settings.credentials?.sessionToken ?? ''].filter(Boolean);
-    this.client = this.makeClient(1);
-    this.uploadClient = this.makeClient(5);
+    this.#secrets = [settings.credentials?.secretAccessKey ?? '', settings.credentials?.sessionToken ?? ''].filter(Boolean);
+    this.#client = this.makeClient(1);
+    this.#uploadClient = this.makeClient(5);
   }
 
   private makeClient(maxAttempts: number): S3Client {
-    const s = this.s;
+    const s = this.#s;
     const agentOpts = { keepAlive: true, maxSockets: 50 };
     const cfg: S3ClientConfig = {
       region: s.region,
@@ -118,7 +119,7 @@ export class S3ReplicaClient implements ReplicaClient {
   }
 
   private key(...parts: string[]): string {
-    return posix.join(this.s.path, ...parts);
+    return posix.join(this.#s.path, ...parts);
   }
 
   /** One SDK call under `withRetry`, its failure mapped to an LsinitError naming `what`. */
@@ -126,7 +127,7 @@ export class S3ReplicaClient implements ReplicaClient {
     try {
       return await withRetry(fn, this.retry);
     } catch (err) {
-      throw mapS3Error(err, { display: this.display, bucket: this.s.bucket, what, secrets: this.secrets, ...(key !== undefined ? { key } : {}) });
+      throw mapS3Error(err, { display: this.display, bucket: this.#s.bucket, what, secrets: this.#secrets, ...(key !== undefined ? { key } : {}) });
     }
   }
 
@@ -137,8 +138,8 @@ export class S3ReplicaClient implements ReplicaClient {
     let token: string | undefined;
     do {
       const page = await this.call(`LIST ${prefix}`, undefined, () =>
-        this.client.send(new ListObjectsV2Command({
-          Bucket: this.s.bucket,
+        this.#client.send(new ListObjectsV2Command({
+          Bucket: this.#s.bucket,
           Prefix: prefix,
           ...(delimiter ? { Delimiter: delimiter } : {}),
           ...(token ? { ContinuationToken: token } : {}),
@@ -151,18 +152,18 @@ export class S3ReplicaClient implements ReplicaClient {
   }
 
   async generations(): Promise<string[]> {
-    const prefix = `${paths.generationsDir(this.s.path)}/`;
+    const prefix = `${paths.generationsDir(this.#s.path)}/`;
     const { prefixes } = await this.list(prefix, '/');
     return prefixes.map((p) => p.slice(prefix.length).replace(/\/$/, '')).filter(paths.isGenerationName).sort();
   }
 
   async deleteGeneration(generation: string): Promise<void> {
-    const { objects } = await this.list(`${paths.generationDir(this.s.path, generation)}/`);
+    const { objects } = await this.list(`${paths.generationDir(this.#s.path, generation)}/`);
     await this.deleteKeys(objects.map((o) => o.Key).filter((k): k is string => k !== undefined));
   }
 
   async snapshots(generation: string): Promise<SnapshotInfo[]> {
-    const { objects } = await this.list(`${paths.snapshotsDir(this.s.path, generation)}/`);
+    const { objects } = await this.list(`${paths.snapshotsDir(this.#s.path, generation)}/`);
     const out: SnapshotInfo[] = [];
     for (const o of objects) {
       const index = paths.parseSnapshotName(posix.basename(o.Key ?? ''));
@@ -175,22 +176,22 @@ export class S3ReplicaClient implements ReplicaClient {
   async writeSnapshot(generation: string, index: number, body: Body): Promise<SnapshotInfo> {
     // Litestream returns the upload start time; readers re-list and use LastModified.
     const createdAt = BigInt(Date.now()) * 1_000_000n;
-    const size = await this.writeObject(paths.snapshotPath(this.s.path, generation, index), body);
+    const size = await this.writeObject(paths.snapshotPath(this.#s.path, generation, index), body);
     return { generation, index, size, createdAt };
   }
 
   async deleteSnapshot(generation: string, index: number): Promise<void> {
-    const key = paths.snapshotPath(this.s.path, generation, index);
+    const key = paths.snapshotPath(this.#s.path, generation, index);
     // S3 answers 204 for a missing key, so deleting twice is not an error.
-    await this.call(`DELETE ${key}`, undefined, () => this.client.send(new DeleteObjectCommand({ Bucket: this.s.bucket, Key: key })));
+    await this.call(`DELETE ${key}`, undefined, () => this.#client.send(new DeleteObjectCommand({ Bucket: this.#s.bucket, Key: key })));
   }
 
   async snapshotReader(generation: string, index: number): Promise<Readable> {
-    return this.reader(paths.snapshotPath(this.s.path, generation, index));
+    return this.reader(paths.snapshotPath(this.#s.path, generation, index));
   }
 
   async walSegments(generation: string): Promise<WALSegmentInfo[]> {
-    const { objects } = await this.list(`${paths.walDir(this.s.path, generation)}/`);
+    const { objects } = await this.list(`${paths.walDir(this.#s.path, generation)}/`);
     const out: WALSegmentInfo[] = [];
     for (const o of objects) {
       const p = paths.parseWALSegmentName(posix.basename(o.Key ?? ''));
@@ -203,25 +204,25 @@ export class S3ReplicaClient implements ReplicaClient {
 
   async writeWALSegment(pos: Pos, body: Body): Promise<WALSegmentInfo> {
     const createdAt = BigInt(Date.now()) * 1_000_000n;
-    const size = await this.writeObject(paths.walSegmentPath(this.s.path, pos.generation, pos.index, pos.offset), body);
+    const size = await this.writeObject(paths.walSegmentPath(this.#s.path, pos.generation, pos.index, pos.offset), body);
     return { generation: pos.generation, index: pos.index, offset: pos.offset, size, createdAt };
   }
 
   async deleteWALSegments(positions: Pos[]): Promise<void> {
-    await this.deleteKeys(positions.map((p) => paths.walSegmentPath(this.s.path, p.generation, p.index, p.offset)));
+    await this.deleteKeys(positions.map((p) => paths.walSegmentPath(this.#s.path, p.generation, p.index, p.offset)));
   }
 
   async walSegmentReader(pos: Pos): Promise<Readable> {
-    return this.reader(paths.walSegmentPath(this.s.path, pos.generation, pos.index, pos.offset));
+    return this.reader(paths.walSegmentPath(this.#s.path, pos.generation, pos.index, pos.offset));
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
-    this.uploadClient.destroy();
+    this.#client.destroy();
+    this.#uploadClient.destroy();
   }
 
   private async reader(key: string): Promise<Readable> {
-    const out = await this.call(`GET ${key}`, key, () => this.client.send(new GetObjectCommand({ Bucket: this.s.bucket, Key: key })));
+    const out = await this.call(`GET ${key}`, key, () => this.#client.send(new GetObjectCommand({ Bucket: this.#s.bucket, Key: key })));
     if (!(out.Body instanceof Readable)) throw new LsinitError('LSINIT_ERR_REPLICA', `s3 replica ${this.display}: GET ${key}: response has no body stream`, { fields: { key } });
     return out.Body;
   }
@@ -232,13 +233,13 @@ export class S3ReplicaClient implements ReplicaClient {
       const batch = keys.slice(i, i + DELETE_BATCH);
       const what = `DELETE ${batch.length} objects under ${posix.dirname(batch[0]!)}`;
       const out = await this.call(what, undefined, () =>
-        this.client.send(new DeleteObjectsCommand({ Bucket: this.s.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
+        this.#client.send(new DeleteObjectsCommand({ Bucket: this.#s.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
       const failed = out.Errors ?? [];
       if (failed.length > 0) {
         const first = failed[0]!;
         const code = first.Code === 'AccessDenied' ? 'LSINIT_ERR_AUTH' : 'LSINIT_ERR_REPLICA';
         throw new LsinitError(code, `s3 replica ${this.display}: ${what}: ${failed.length} not deleted, first ${first.Key}: ${first.Code ?? 'Error'}: ${first.Message ?? ''}`, {
-          fields: { bucket: this.s.bucket, key: first.Key, s3Code: first.Code, failed: failed.length },
+          fields: { bucket: this.#s.bucket, key: first.Key, s3Code: first.Code, failed: failed.length },
           transient: first.Code === 'InternalError' || first.Code === 'SlowDown',
         });
       }
@@ -270,8 +271,8 @@ export class S3ReplicaClient implements ReplicaClient {
       }
     }
     const upload = new Upload({
-      client: this.uploadClient,
-      params: { Bucket: this.s.bucket, Key: key, Body: Readable.from(rest()), ContentType: 'application/octet-stream' },
+      client: this.#uploadClient,
+      params: { Bucket: this.#s.bucket, Key: key, Body: Readable.from(rest()), ContentType: 'application/octet-stream' },
       partSize: S3_PART_SIZE,
       queueSize: 5, // s3manager's default concurrency
       leavePartsOnError: false,
@@ -280,14 +281,14 @@ export class S3ReplicaClient implements ReplicaClient {
       await upload.done();
     } catch (err) {
       body.destroy();
-      throw mapS3Error(err, { display: this.display, bucket: this.s.bucket, what: `PUT ${key} (multipart)`, secrets: this.secrets });
+      throw mapS3Error(err, { display: this.display, bucket: this.#s.bucket, what: `PUT ${key} (multipart)`, secrets: this.#secrets });
     }
     return size;
   }
 
   private async putBuffer(key: string, data: Uint8Array): Promise<number> {
     await this.call(`PUT ${key}`, undefined, () =>
-      this.client.send(new PutObjectCommand({ Bucket: this.s.bucket, Key: key, Body: data, ContentLength: data.byteLength, ContentType: 'application/octet-stream' })));
+      this.#client.send(new PutObjectCommand({ Bucket: this.#s.bucket, Key: key, Body: data, ContentLength: data.byteLength, ContentType: 'application/octet-stream' })));
     return data.byteLength;
   }
 }

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { buffer } from 'node:stream/consumers';
+import { after, before, it } from 'node:test';
+import { makeCredentials } from '../../src/replica/clients/s3-config.js';
+import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
+import { isTransient } from '../../src/replica/retry.js';
+import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
+
+const BUCKET = 'lsinit-outage';
+const G = 'aaaaaaaaaaaaaaaa';
+let moto: MotoServer;
+let client: S3ReplicaClient;
+let retryDecisions = 0;
+
+before(async () => {
+  moto = await startMoto();
+  await moto.createBucket(BUCKET);
+  client = new S3ReplicaClient({
+    bucket: BUCKET,
+    path: 'outage',
+    region: 'us-east-1',
+    endpoint: moto.endpoint,
+    forcePathStyle: true,
+    skipVerify: false,
+    followRegionRedirects: false,
+    credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY),
+    credentialSource: 'replica',
+    retry: { attempts: 4, baseMs: 50, maxMs: 200, isTransient: (e) => (retryDecisions++, isTransient(e)) },
+  });
+});
+after(async () => {
+  await client?.close();
+  await moto?.stop();
+});
+
+it('s3 client survives a store outage: transient bounded failure while down, writes work after restart', async () => {
+  const pos = (offset: number) => ({ generation: G, index: 1, offset });
+  await client.writeWALSegment(pos(0), Buffer.from('before'));
+
+  await moto.stop();
+  retryDecisions = 0;
+  const t0 = Date.now();
+  // The keep-alive socket of the previous request is dead now: the failure must still be clean.
+  await assert.rejects(client.writeWALSegment(pos(6), Buffer.from('during')), (err: Error & { code: string; transient: boolean }) => {
+    assert.equal(err.code, 'LSINIT_ERR_REPLICA');
+    assert.equal(err.transient, true);
+    assert.ok(!err.message.includes(MOTO_SECRET_ACCESS_KEY));
+    return true;
+  });
+  assert.equal(retryDecisions, 3, 'retried up to the attempt limit (4 attempts)');
+  assert.ok(Date.now() - t0 < 5000, 'bounded');
+  await assert.rejects(client.walSegments(G), { code: 'LSINIT_ERR_REPLICA', transient: true });
+
+  await moto.restart();
+  await moto.createBucket(BUCKET); // moto is in-memory: the restarted store is empty
+  await client.writeWALSegment(pos(6), Buffer.from('after'));
+  assert.deepEqual((await client.walSegments(G)).map((s) => s.offset), [6]);
+  assert.equal((await buffer(await client.walSegmentReader(pos(6)))).toString(), 'after');
+});
