@@ -1,0 +1,19 @@
+/**
+ * The app's environment. Passed through unchanged by default (unlike s6-overlay v3's minimal env);
+ * `-strip-credentials` removes what replication needs but the app should not see. Litestream itself
+ * leaks these: it copies LITESTREAM_ACCESS_KEY_ID/SECRET into AWS_* and runs the app with os.Environ().
+ */
+
+/** Prefixes and names removed by `-strip-credentials`. */
+export const CREDENTIAL_PREFIXES: readonly string[] = ['AWS_', 'LITESTREAM_', 'AZURE_STORAGE_'];
+export const CREDENTIAL_NAMES: readonly string[] = ['GOOGLE_APPLICATION_CREDENTIALS'];
+
+export function stripCredentials(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; removed: string[] } {
+  const out: NodeJS.ProcessEnv = {};
+  const removed: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (CREDENTIAL_NAMES.includes(k) || CREDENTIAL_PREFIXES.some((p) => k.startsWith(p))) removed.push(k);
+    else out[k] = v;
+  }
+  return { env: out, removed };
+}

@@ -1,0 +1,237 @@
+/**
+ * The container init: restore → start replication → run the app → forward signals → on the app's end,
+ * clean up leftovers → final WAL sync → return the exit code. See docs/init.md for the tables.
+ *
+ * Order matters (Litestream #364, LiteFS #419): the app starts only after restore finished and
+ * replication holds its position, so its first write is replicated.
+ */
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { ControllerLike, SyncFailure } from '../replicate/types.js';
+import { startApp, type App, type AppEnd } from './app.js';
+import { DEFAULT_KILL_GRACE_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, fmtMs, planBudget } from './budget.js';
+import { stopLeftovers } from './leftovers.js';
+import { disabledReaper, startReaper, type Reaper } from './reaper.js';
+import { SignalHub, type SignalSource } from './signal-hub.js';
+import { STOP_SIGNALS, SWALLOWED_SIGNALS, signalNumber, type SignalRewrite } from './signals.js';
+
+/** Exit code when the app exited 0 but the final sync failed (EX_SOFTWARE). */
+export const DEFAULT_SYNC_FAILURE_EXIT_CODE = 70;
+/** Exit code when restore or replication start-up failed and the app was not started. */
+export const STARTUP_FAILURE_EXIT_CODE = 1;
+
+export interface SuperviseOptions {
+  /** The app's argv; argv[0] is looked up in env.PATH. */
+  argv: readonly string[];
+  /** null: pure init (like tini), no restore and no final sync. */
+  controller: ControllerLike | null;
+  log: Logger;
+  /** Total budget from the first stop signal to our exit (default 9 s: Docker's 10 s minus a margin). */
+  shutdownTimeoutMs?: number;
+  /** Grace for leftover descendants between SIGTERM and SIGKILL (default 2 s; shortened to fit). */
+  killGraceMs?: number;
+  signalRewrite?: SignalRewrite;
+  /** Run the app in its own session/process group and send every forwarded signal to the group. */
+  processGroup?: boolean;
+  /** The app's environment, already stripped by the caller if asked (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Used when the app exited 0 but the final sync failed (default 70); a non-zero app code wins. */
+  syncFailureExitCode?: number;
+  cwd?: string;
+  /** Injected: signal intake (default a new SignalHub), reaper (false: none), clock, fast-close bound. */
+  signals?: SignalSource;
+  reaper?: Reaper | false;
+  now?: () => number;
+  fastCloseMs?: number;
+}
+
+type Phase = 'starting' | 'running' | 'stopping' | 'syncing';
+
+const timer = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), Math.max(0, ms)));
+
+export async function supervise(opts: SuperviseOptions): Promise<number> {
+  const log = opts.log;
+  const now = opts.now ?? Date.now;
+  const controller = opts.controller;
+  const processGroup = opts.processGroup ?? false;
+  const rewrite: SignalRewrite = opts.signalRewrite ?? new Map();
+  const budget = planBudget(opts.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS);
+  const killGraceMs = opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+  const fastCloseMs = opts.fastCloseMs ?? 1000;
+  const signals = opts.signals ?? new SignalHub();
+  const reaper = opts.reaper === false ? disabledReaper('disabled') : (opts.reaper ?? startReaper({ log }));
+
+  let phase: Phase = 'starting';
+  let app: App | undefined;
+  let stopAt: number | undefined; // start of the shutdown budget
+  let stopSignal: NodeJS.Signals | undefined;
+  let stopsReceived = 0;
+  let fast = false;
+  let onFast: () => void = () => {};
+  const fastAbort = new Promise<'fast'>((r) => (onFast = () => r('fast')));
+  let appKillTimer: NodeJS.Timeout | undefined;
+
+  const forward = (sig: NodeJS.Signals) => {
+    const target = rewrite.get(sig) ?? sig;
+    if (target === 0 || app === undefined) {
+      log.debug('signal dropped', { signal: sig });
+      return;
+    }
+    const sent = app.kill(target, processGroup);
+    const fields = { signal: sig, ...(target === sig ? {} : { as: target }), to: processGroup ? 'group' : 'app' };
+    if (STOP_SIGNALS.has(sig)) log.info(sent ? 'forwarded stop signal' : 'app already gone', fields);
+    else log.debug(sent ? 'forwarded signal' : 'app already gone', fields);
+  };
+
+  const killApp = (why: string) => {
+    if (app?.alive() !== true) return;
+    log.warn(why, { pid: app.pid, to: processGroup ? 'group' : 'app' });
+    app.kill('SIGKILL', processGroup);
+  };
+
+  signals.subscribe((sig) => {
+    if (SWALLOWED_SIGNALS.includes(sig)) return log.debug('signal ignored', { signal: sig });
+    const isStop = STOP_SIGNALS.has(sig);
+    if (isStop) stopsReceived++;
+    if (isStop && stopsReceived >= 2) {
+      fast = true;
+      log.warn('second stop signal: killing the app and skipping final-sync retries, exiting now', { signal: sig, phase });
+      killApp('killing the app now (second stop signal)');
+      onFast();
+      return;
+    }
+    if (isStop && stopAt === undefined) {
+      stopAt = now();
+      stopSignal = sig;
+      const appLeft = budget.appMs;
+      log.info('stop signal received, shutting down', { signal: sig, app_budget: fmtMs(appLeft), total_budget: fmtMs(budget.totalMs) });
+      if (app?.alive() === true) {
+        appKillTimer = setTimeout(() => killApp(`app still running ${fmtMs(appLeft)} after ${sig}: sending SIGKILL`), appLeft);
+      }
+    } else if (isStop) {
+      log.info('stop signal received during shutdown; send another to skip final-sync retries', { signal: sig, phase });
+    }
+    if (phase === 'running' && app?.alive() === true) forward(sig);
+    else if (phase === 'starting') log.info('signal received before the app started', { signal: sig });
+  });
+
+  const startedAt = now();
+  try {
+    const describe = controller?.describe() ?? [];
+    log.info('lsinit supervising', {
+      pid: process.pid,
+      mode: process.pid === 1 ? 'pid1' : reaper.mode === 'subreaper' ? 'subreaper' : 'child',
+      reaper: reaper.mode,
+      command: opts.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' '),
+      shutdown_timeout: fmtMs(budget.totalMs),
+      app_budget: fmtMs(budget.appMs),
+      sync_reserve: fmtMs(budget.syncReserveMs),
+      kill_grace: fmtMs(killGraceMs),
+      process_group: processGroup,
+      dbs: describe.length,
+    });
+    for (const d of describe) log.info('replicating database', { db: d.db, replicas: d.replicas.join(', ') });
+    if (reaper.mode === 'none' && reaper.reason !== 'disabled') log.warn('zombie reaping unavailable', { reason: reaper.reason });
+
+    // 1. Restore and start replication; a failure here means the app never starts.
+    if (controller !== null) {
+      for (const [step, run] of [
+        ['restore', () => controller.restoreMissing()],
+        ['start replication', () => controller.start()],
+      ] as const) {
+        let outcome: 'ok' | 'fast';
+        try {
+          outcome = await Promise.race([run().then(() => 'ok' as const), fastAbort]);
+        } catch (err) {
+          log.error(`${step} failed; not starting the app`, { error: errorMessage(err), code: (err as { code?: unknown }).code });
+          if (step === 'start replication') await closeController(true, now() + budget.syncReserveMs);
+          return STARTUP_FAILURE_EXIT_CODE;
+        }
+        if (outcome === 'fast') return 128 + signalNumber(stopSignal ?? 'SIGTERM');
+        if (stopAt !== undefined && step === 'start replication') {
+          log.info('stop requested before the app started; not starting it');
+          await closeController(false, stopAt + budget.totalMs);
+          return 128 + signalNumber(stopSignal ?? 'SIGTERM');
+        }
+        if (stopAt !== undefined) {
+          log.info('stop requested before the app started; not starting it');
+          return 128 + signalNumber(stopSignal ?? 'SIGTERM');
+        }
+      }
+    } else if (stopAt !== undefined) {
+      return 128 + signalNumber(stopSignal ?? 'SIGTERM');
+    }
+
+    // 2. Run the app.
+    app = startApp(opts.argv, { env: opts.env ?? process.env, processGroup, ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
+    phase = 'running';
+    if (app.pid !== undefined) log.info('app started', { pid: app.pid, startup_ms: now() - startedAt });
+    const end: AppEnd = await app.ended;
+    phase = 'stopping';
+    if (appKillTimer !== undefined) clearTimeout(appKillTimer);
+    stopAt ??= now();
+    const appCode = end.exitCode;
+    if (end.kind === 'spawn-error') log.error(end.message, { errno: end.errno, exit_code: appCode });
+    else log.info('app exited', { code: end.code ?? undefined, signal: end.signal ?? undefined, exit_code: appCode, after_stop_ms: stopSignal === undefined ? undefined : now() - stopAt });
+
+    // 3. Leftover descendants: TERM → grace (never past the app budget) → KILL, reaped before the sync.
+    const graceMs = fast ? 0 : Math.max(0, Math.min(killGraceMs, stopAt + budget.appMs - now()));
+    await stopLeftovers({
+      log,
+      graceMs,
+      hurry: () => fast,
+      reap: () => reaper.scan(),
+      ...(processGroup && app.pid !== undefined ? { pgrp: app.pid } : {}),
+    });
+
+    // 4. Final sync, in the reserved slot (or whatever is left of G, whichever is later).
+    if (controller === null) return done(appCode, []);
+    phase = 'syncing';
+    const deadline = Math.max(stopAt + budget.totalMs, now() + Math.min(budget.syncReserveMs, 1000));
+    const failures = await closeController(fast, deadline);
+    return done(appCode, failures);
+  } finally {
+    if (appKillTimer !== undefined) clearTimeout(appKillTimer);
+    signals.dispose();
+    reaper.stop();
+  }
+
+  function done(appCode: number, failures: SyncFailure[]): number {
+    let code = appCode;
+    if (failures.length > 0) {
+      for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
+      code = appCode !== 0 ? appCode : (opts.syncFailureExitCode ?? DEFAULT_SYNC_FAILURE_EXIT_CODE);
+    }
+    log.info('lsinit exiting', { exit_code: code, shutdown_ms: stopAt === undefined ? undefined : now() - stopAt });
+    return code;
+  }
+
+  /** controller.close() bounded by its deadline; a second stop signal re-issues it with fast: true. */
+  async function closeController(isFast: boolean, deadline: number): Promise<SyncFailure[]> {
+    if (controller === null) return [];
+    const t0 = now();
+    const run = (f: boolean, d: number) =>
+      controller.close({ deadline: d, fast: f }).then(
+        (r) => r.failures,
+        (err: unknown): SyncFailure[] => [{ db: '*', replica: '*', error: errorMessage(err) }],
+      );
+    const late = (d: number): SyncFailure[] => [{ db: '*', replica: '*', error: `final sync did not finish by the deadline (${fmtMs(d - t0)})` }];
+    let result: SyncFailure[] | 'timeout' | 'fast';
+    if (isFast) {
+      const d = Math.min(deadline, now() + fastCloseMs);
+      result = await Promise.race([run(true, d), timer(d - now() + 100)]);
+      return result === 'timeout' ? late(d) : result;
+    }
+    const first = run(false, deadline);
+    result = await Promise.race([first, timer(deadline - now() + 200), fastAbort]);
+    if (result === 'fast') {
+      // The contract allows close() to be called again while the first call runs: skip retries now.
+      const d = Math.min(deadline, now() + fastCloseMs);
+      result = await Promise.race([first, run(true, d), timer(d - now() + 100)]);
+      if (result === 'timeout') return late(d);
+    }
+    if (result === 'timeout') return late(deadline);
+    if (result.length === 0) log.info('final sync complete', { duration_ms: now() - t0 });
+    return result;
+  }
+}
