@@ -1,0 +1,83 @@
+/**
+ * Go `flag`-package compatible parsing (reference §1.1): `-x v`, `-x=v`, `--x`; booleans take no
+ * value unless written `-x=false`; parsing stops at the first positional argument or `--`.
+ * Hand-written because the registry's parsers (commander, mri, yargs) treat `-abc` as short
+ * flags and accept flags after positionals, which would change Litestream's command lines.
+ */
+import { LsinitError } from '../errors.js';
+
+export interface FlagSpec {
+  type: 'string' | 'bool';
+  help: string;
+  /** Repeatable string flag: values collect into an array. */
+  multi?: boolean;
+}
+
+export type FlagValues = Record<string, string | boolean | string[] | undefined>;
+
+export interface Parsed {
+  flags: FlagValues;
+  args: string[];
+  /** Arguments after a literal `--`, when there was one. */
+  rest?: string[];
+  help: boolean;
+}
+
+export function parseFlags(argv: string[], specs: Record<string, FlagSpec>, command: string): Parsed {
+  const flags: FlagValues = {};
+  let i = 0;
+  let help = false;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      return { flags, args: [], rest: argv.slice(i + 1), help };
+    }
+    if (!a.startsWith('-') || a === '-') break;
+    const body = a.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const name = eq >= 0 ? body.slice(0, eq) : body;
+    if (name === 'h' || name === 'help') {
+      help = true;
+      continue;
+    }
+    const spec = specs[name];
+    if (!spec) throw new LsinitError('LSINIT_ERR_USAGE', `${command}: flag provided but not defined: -${name} (see \`lsinit ${command} -h\`)`);
+    if (spec.type === 'bool') {
+      if (eq >= 0) {
+        const v = body.slice(eq + 1);
+        if (!['true', 'false', '1', '0', 't', 'f', 'TRUE', 'FALSE', 'True', 'False'].includes(v)) {
+          throw new LsinitError('LSINIT_ERR_USAGE', `${command}: invalid boolean value ${JSON.stringify(v)} for -${name}`);
+        }
+        flags[name] = ['true', '1', 't', 'TRUE', 'True'].includes(v);
+      } else flags[name] = true;
+      continue;
+    }
+    let v: string;
+    if (eq >= 0) v = body.slice(eq + 1);
+    else {
+      if (i + 1 >= argv.length) throw new LsinitError('LSINIT_ERR_USAGE', `${command}: flag needs an argument: -${name}`);
+      v = argv[++i]!;
+    }
+    if (spec.multi) flags[name] = [...((flags[name] as string[] | undefined) ?? []), v];
+    else flags[name] = v;
+  }
+  const args = argv.slice(i);
+  const dd = args.indexOf('--');
+  if (dd >= 0) return { flags, args: args.slice(0, dd), rest: args.slice(dd + 1), help };
+  return { flags, args, help };
+}
+
+export function usage(command: string, synopsis: string, specs: Record<string, FlagSpec>, extra = ''): string {
+  const lines = [`Usage: lsinit ${command} ${synopsis}`, ''];
+  if (extra) lines.push(extra, '');
+  const names = Object.keys(specs).sort();
+  if (names.length) lines.push('Flags:');
+  for (const n of names) {
+    const s = specs[n]!;
+    lines.push(`  -${n}${s.type === 'string' ? ' VALUE' : ''}`, `      ${s.help}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const str = (f: FlagValues, k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+export const bool = (f: FlagValues, k: string): boolean => f[k] === true;

@@ -1,0 +1,78 @@
+/**
+ * The lsinit binary: Litestream 0.3's subcommands, plus init mode (`lsinit [flags] -- CMD`).
+ * The only module that calls process.exit.
+ */
+import { LsinitError, errorMessage } from '../errors.js';
+import { createLogger } from '../log/logger.js';
+import { VERSION } from '../version.js';
+import { databasesCommand, generationsCommand, snapshotsCommand, walCommand } from './list.js';
+import { restoreCommand } from './restore.js';
+
+const HELP = `lsinit is a Litestream-0.3-compatible SQLite replicator and a container init.
+
+Usage:
+  lsinit <command> [arguments]
+  lsinit [init flags] -- COMMAND [ARGS...]     run COMMAND as PID 1 with replication
+
+Commands:
+  databases    list databases specified in config file
+  generations  list available generations for a database
+  replicate    runs a server to replicate databases
+  restore      recovers database backup from a replica
+  snapshots    list available snapshots for a database
+  version      prints the binary version
+  wal          list available WAL files for a database
+  init         run a command under lsinit as init (same as \`lsinit [flags] -- CMD\`)
+
+Run \`lsinit <command> -h\` for a command's flags.
+`;
+
+async function run(argv: string[]): Promise<number> {
+  const log = createLogger({ level: process.env['LSINIT_LOG_LEVEL'] === 'debug' ? 'debug' : 'info' });
+  const [cmd, ...rest] = argv;
+  // Init mode: `lsinit -- cmd`, `lsinit -config x -- cmd`, `lsinit init ...`.
+  if (cmd === 'init' || (cmd !== undefined && (cmd === '--' || (cmd.startsWith('-') && argv.includes('--'))))) {
+    const { runInit } = await import('../init/command.js');
+    return runInit(cmd === 'init' ? rest : argv);
+  }
+  switch (cmd) {
+    case 'replicate': {
+      const { replicateCommand } = await import('./replicate.js');
+      return replicateCommand(rest, log);
+    }
+    case 'restore':
+      return restoreCommand(rest, log);
+    case 'generations':
+      return generationsCommand(rest);
+    case 'snapshots':
+      return snapshotsCommand(rest);
+    case 'wal':
+      return walCommand(rest);
+    case 'databases':
+      return databasesCommand(rest, log);
+    case 'version':
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case undefined:
+    case 'help':
+    case '-h':
+    case '-help':
+    case '--help':
+      process.stdout.write(HELP);
+      return cmd === undefined ? 1 : 0;
+    default:
+      throw new LsinitError('LSINIT_ERR_USAGE', `unknown command "${cmd}": run \`lsinit help\` for the list`);
+  }
+}
+
+run(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const msg = errorMessage(err);
+    process.stderr.write(`lsinit: ${msg}\n`);
+    if (process.env['LSINIT_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  },
+);

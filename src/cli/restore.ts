@@ -1,0 +1,82 @@
+/** `lsinit restore` (reference §4), Litestream's flags plus -no-integrity-check. */
+import { LsinitError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { restore } from '../restore/index.js';
+import { parseRFC3339 } from '../util/time.js';
+import { bool, parseFlags, str, usage, type FlagSpec } from './flags.js';
+import { startProgress } from './progress.js';
+import { CONFIG_FLAGS, closeSource, openSource } from './sources.js';
+
+const SPECS: Record<string, FlagSpec> = {
+  ...CONFIG_FLAGS,
+  o: { type: 'string', help: 'output path (default: the database path; required with a replica URL)' },
+  replica: { type: 'string', help: 'restore from this replica only (by name)' },
+  generation: { type: 'string', help: 'restore from this generation (16 hex)' },
+  index: { type: 'string', help: 'restore through this WAL index (hex, as Litestream prints it)' },
+  timestamp: { type: 'string', help: 'restore to this point in time (RFC 3339, e.g. 2024-01-02T15:04:05Z)' },
+  parallelism: { type: 'string', help: 'WAL indexes downloaded in parallel (default 8)' },
+  'if-db-not-exists': { type: 'bool', help: 'exit 0 without restoring when the output already exists' },
+  'if-replica-exists': { type: 'bool', help: 'exit 0 without restoring when no backup matches' },
+  'no-integrity-check': { type: 'bool', help: 'skip PRAGMA integrity_check on the restored database (lsinit extension)' },
+  v: { type: 'bool', help: 'verbose (accepted for Litestream 0.3.5 compatibility; lsinit always logs)' },
+};
+
+export async function restoreCommand(argv: string[], log: Logger): Promise<number> {
+  const p = parseFlags(argv, SPECS, 'restore');
+  if (p.help) {
+    process.stdout.write(usage('restore', '[flags] DB_PATH|REPLICA_URL', SPECS));
+    return 0;
+  }
+  if (p.args.length !== 1) {
+    throw new LsinitError('LSINIT_ERR_USAGE', p.args.length === 0 ? 'restore: database path or replica URL required' : `restore: too many arguments (flags must come before the path): ${p.args.slice(1).join(' ')}`);
+  }
+  const f = p.flags;
+  const indexStr = str(f, 'index');
+  let index: number | undefined;
+  if (indexStr !== undefined) {
+    if (!/^[0-9a-fA-F]{1,8}$/.test(indexStr)) throw new LsinitError('LSINIT_ERR_USAGE', `restore: invalid -index ${JSON.stringify(indexStr)}: want a hex WAL index like 0000001a`);
+    index = Number.parseInt(indexStr, 16);
+    if (index > 0x7fffffff) throw new LsinitError('LSINIT_ERR_USAGE', `restore: -index ${indexStr} is above the maximum 7fffffff`);
+  }
+  const tsStr = str(f, 'timestamp');
+  const timestamp = tsStr !== undefined ? parseRFC3339(tsStr) : undefined;
+  if (index !== undefined && timestamp !== undefined) throw new LsinitError('LSINIT_ERR_USAGE', 'restore: cannot specify both -index and -timestamp');
+  const generation = str(f, 'generation');
+  if (generation !== undefined && !/^[0-9a-f]{16}$/.test(generation)) {
+    throw new LsinitError('LSINIT_ERR_USAGE', `restore: invalid -generation ${JSON.stringify(generation)}: want 16 lowercase hex characters`);
+  }
+  const parStr = str(f, 'parallelism');
+  const parallelism = parStr !== undefined ? Number(parStr) : 8;
+  if (!Number.isInteger(parallelism) || parallelism < 1) throw new LsinitError('LSINIT_ERR_USAGE', `restore: -parallelism must be a positive integer, got ${JSON.stringify(parStr)}`);
+  const src = await openSource(p.args[0]!, f, 'restore');
+  try {
+    for (const w of src.config.warnings) log.warn(w);
+    let output = str(f, 'o');
+    if (output === undefined) {
+      if (!src.db) throw new LsinitError('LSINIT_ERR_USAGE', 'restore: output path required: pass -o PATH when restoring from a replica URL');
+      output = src.db.path;
+    }
+    const progress = startProgress(log);
+    try {
+      const outcome = await restore({
+        output,
+        replicas: src.replicas.map((r) => ({ name: r.config.name, client: r.client })),
+        ...(generation !== undefined ? { generation } : {}),
+        ...(index !== undefined ? { index } : {}),
+        ...(timestamp !== undefined ? { timestamp } : {}),
+        parallelism,
+        ifDBNotExists: bool(f, 'if-db-not-exists'),
+        ifReplicaExists: bool(f, 'if-replica-exists'),
+        integrityCheck: !bool(f, 'no-integrity-check'),
+        log,
+        onProgress: progress.update,
+      });
+      progress.done();
+      return outcome.status === 'restored' || outcome.status === 'skipped-exists' || outcome.status === 'no-backups' ? 0 : 1;
+    } finally {
+      progress.done();
+    }
+  } finally {
+    await closeSource(src);
+  }
+}

@@ -1,0 +1,372 @@
+/**
+ * Config file → fully resolved `Config`, validated once at the edge (reference §1.2).
+ * Errors name the key path (`dbs[0].replicas[1].sync-interval`); unknown keys are warnings
+ * (Litestream silently ignores them).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import YAML from 'yaml';
+import { LsinitError } from '../errors.js';
+import type { Level } from '../log/logger.js';
+import { configError } from '../replica/backend.js';
+import { backendFor, backends } from '../replica/clients/registry.js';
+import { parseDuration } from '../util/time.js';
+import { expandEnv } from './expand.js';
+import type { Config, DBConfig, InitConfig, ReplicaConfig } from './types.js';
+
+export const DEFAULTS = {
+  monitorIntervalMs: 1000,
+  checkpointIntervalMs: 60_000,
+  minCheckpointPageCount: 1000,
+  maxCheckpointPageCount: 10_000,
+  checkpointBusyTimeoutMs: 100,
+  syncIntervalMs: 1000,
+  retentionMs: 24 * 3_600_000,
+  retentionCheckIntervalMs: 3_600_000,
+  restoreParallelism: 8,
+} as const;
+
+const TOP_KEYS = ['dbs', 'exec', 'addr', 'logging', 'access-key-id', 'secret-access-key', 'init'];
+const DB_KEYS = ['path', 'meta-path', 'monitor-interval', 'checkpoint-interval', 'min-checkpoint-page-count', 'max-checkpoint-page-count', 'checkpoint-busy-timeout', 'replicas', 'exec'];
+const REPLICA_COMMON = ['type', 'name', 'url', 'path', 'retention', 'retention-check-interval', 'snapshot-interval', 'validation-interval', 'sync-interval'];
+const INIT_KEYS = ['shutdown-timeout', 'kill-grace', 'signal-rewrite', 'process-group', 'strip-credentials', 'sync-failure-exit-code'];
+
+export interface LoadOptions {
+  /** Explicit -config path; else $LITESTREAM_CONFIG, else /etc/litestream.yml. */
+  path?: string;
+  expandEnv: boolean;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env['LITESTREAM_CONFIG'] || '/etc/litestream.yml';
+}
+
+export async function loadConfig(opts: LoadOptions): Promise<Config> {
+  const env = opts.env ?? process.env;
+  const path = resolve(expandHome(opts.path ?? defaultConfigPath(env)));
+  if (!existsSync(path)) {
+    throw new LsinitError('LSINIT_ERR_CONFIG', `config file not found: ${path} (pass -config PATH or set LITESTREAM_CONFIG)`, { fields: { path } });
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new LsinitError('LSINIT_ERR_CONFIG', `cannot read config file ${path}: ${(err as Error).message}`, { cause: err, fields: { path } });
+  }
+  return parseConfig(bytes, { ...opts, env, file: path });
+}
+
+export function parseConfig(bytes: Uint8Array, opts: LoadOptions & { file: string }): Config {
+  const env = opts.env ?? process.env;
+  const file = opts.file;
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new LsinitError('LSINIT_ERR_CONFIG', `${file}: not valid UTF-8 text (is it a YAML file?)`, { fields: { path: file } });
+  }
+  const warnings: string[] = [];
+  if (opts.expandEnv) {
+    const r = expandEnv(text, env);
+    text = r.text;
+    for (const name of new Set(r.unset)) warnings.push(`${file}: environment variable $${name} is not set; it expands to ""`);
+  }
+  let doc: unknown;
+  try {
+    const d = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+    if (d.errors.length) throw d.errors[0];
+    doc = d.toJS();
+  } catch (err) {
+    throw new LsinitError('LSINIT_ERR_CONFIG', `${file}: invalid YAML: ${(err as Error).message.split('\n')[0]}`, { cause: err, fields: { path: file } });
+  }
+  if (doc === null || doc === undefined) {
+    throw new LsinitError('LSINIT_ERR_CONFIG', `${file}: config is empty; it needs at least a dbs: list`, { fields: { path: file } });
+  }
+  return buildConfig(doc, { env, cwd: opts.cwd ?? process.cwd(), file, warnings });
+}
+
+interface Ctx {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  file?: string;
+  warnings: string[];
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function warnUnknown(raw: Record<string, unknown>, allowed: readonly string[], keyPath: string, ctx: Ctx) {
+  for (const k of Object.keys(raw)) {
+    if (!allowed.includes(k)) ctx.warnings.push(`${keyPath ? `${keyPath}.` : ''}${k}: unknown key, ignored (check the spelling)`);
+  }
+}
+
+function str(raw: Record<string, unknown>, key: string, keyPath: string): string | undefined {
+  const v = raw[key];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw configError(`${keyPath}.${key}`, `must be a string, got ${Array.isArray(v) ? 'a list' : typeof v}`);
+}
+
+function duration(raw: Record<string, unknown>, key: string, keyPath: string, dflt: number, opts: { min?: number } = {}): number {
+  const v = raw[key];
+  if (v === undefined || v === null || v === '') return dflt;
+  if (typeof v !== 'string' && typeof v !== 'number') throw configError(`${keyPath}.${key}`, `must be a duration like "1s" or "500ms", got ${typeof v}`);
+  const ms = parseDuration(v);
+  if (ms === undefined) throw configError(`${keyPath}.${key}`, `invalid duration ${JSON.stringify(v)}: use Go duration syntax like "1s", "500ms", "1h30m" (no days)`);
+  if (opts.min !== undefined && ms < opts.min) throw configError(`${keyPath}.${key}`, `must be at least ${opts.min} ms, got ${JSON.stringify(v)}`);
+  return ms;
+}
+
+function optDuration(raw: Record<string, unknown>, key: string, keyPath: string): number | undefined {
+  if (raw[key] === undefined || raw[key] === null) return undefined;
+  return duration(raw, key, keyPath, 0, { min: 0 });
+}
+
+function int(raw: Record<string, unknown>, key: string, keyPath: string, dflt: number, min: number): number {
+  const v = raw[key];
+  if (v === undefined || v === null) return dflt;
+  const n = typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n)) throw configError(`${keyPath}.${key}`, `must be an integer, got ${JSON.stringify(v)}`);
+  if (n < min) throw configError(`${keyPath}.${key}`, `must be at least ${min}, got ${n}`);
+  return n;
+}
+
+function bool(raw: Record<string, unknown>, key: string, keyPath: string): boolean | undefined {
+  const v = raw[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'boolean') return v;
+  throw configError(`${keyPath}.${key}`, `must be true or false, got ${JSON.stringify(v)}`);
+}
+
+export function expandHome(p: string): string {
+  return p === '~' ? homedir() : p.startsWith('~/') ? join(homedir(), p.slice(2)) : p;
+}
+
+export function absPath(p: string, cwd: string): string {
+  const e = expandHome(p);
+  return isAbsolute(e) ? resolve(e) : resolve(cwd, e);
+}
+
+function buildConfig(doc: unknown, ctx: Ctx): Config {
+  if (!isMap(doc)) throw configError('(top level)', `config must be a YAML mapping with a dbs: list, got ${Array.isArray(doc) ? 'a list' : typeof doc}`);
+  warnUnknown(doc, TOP_KEYS, '', ctx);
+  const global: { accessKeyId?: string; secretAccessKey?: string } = {};
+  const ak = str(doc, 'access-key-id', '');
+  const sk = str(doc, 'secret-access-key', '');
+  if (ak) global.accessKeyId = ak;
+  if (sk) global.secretAccessKey = sk;
+  const logging = buildLogging(doc['logging']);
+  const dbsRaw = doc['dbs'] ?? [];
+  if (!Array.isArray(dbsRaw)) throw configError('dbs', 'must be a list of databases (each with a path: and replicas:)');
+  let exec = str(doc, 'exec', '');
+  const dbs: DBConfig[] = [];
+  const seen = new Set<string>();
+  dbsRaw.forEach((raw, i) => {
+    const kp = `dbs[${i}]`;
+    if (!isMap(raw)) throw configError(kp, 'must be a mapping with path: and replicas:');
+    const dbExec = str(raw, 'exec', kp);
+    if (dbExec) {
+      // The Litestream 0.3.5 blog shows exec under a db; accept it there too.
+      if (exec && exec !== dbExec) throw configError(`${kp}.exec`, 'exec is set both at the top level and under a database; keep one');
+      exec = dbExec;
+    }
+    const db = buildDB(raw, kp, global, ctx);
+    if (seen.has(db.path)) throw configError(`${kp}.path`, `database ${db.path} is listed twice`);
+    seen.add(db.path);
+    dbs.push(db);
+  });
+  if (dbs.length === 0) ctx.warnings.push('dbs: no databases configured; nothing will be replicated');
+  const cfg: Config = { dbs, logging, init: buildInit(doc['init']), warnings: ctx.warnings };
+  if (ctx.file) cfg.file = ctx.file;
+  if (exec) cfg.exec = exec;
+  const addr = str(doc, 'addr', '');
+  if (addr) {
+    if (!/:\d+$/.test(addr)) throw configError('addr', `must be host:port like ":9090" or "127.0.0.1:9090", got ${JSON.stringify(addr)}`);
+    cfg.addr = addr;
+  }
+  return cfg;
+}
+
+function buildLogging(raw: unknown): Config['logging'] {
+  const out: Config['logging'] = { level: 'info', type: 'text', stderr: false };
+  if (raw === undefined || raw === null) return out;
+  if (!isMap(raw)) throw configError('logging', 'must be a mapping (level, type, stderr)');
+  const level = str(raw, 'level', 'logging')?.toLowerCase();
+  if (level !== undefined) {
+    const l = level === 'warning' ? 'warn' : level;
+    if (!['debug', 'info', 'warn', 'error'].includes(l)) throw configError('logging.level', `must be debug, info, warn or error, got ${JSON.stringify(level)}`);
+    out.level = l as Level;
+  }
+  const type = str(raw, 'type', 'logging')?.toLowerCase();
+  if (type !== undefined) {
+    if (type !== 'text' && type !== 'json') throw configError('logging.type', `must be text or json, got ${JSON.stringify(type)}`);
+    out.type = type;
+  }
+  out.stderr = bool(raw, 'stderr', 'logging') ?? false;
+  return out;
+}
+
+function buildInit(raw: unknown): InitConfig {
+  const out: InitConfig = {};
+  if (raw === undefined || raw === null) return out;
+  if (!isMap(raw)) throw configError('init', 'must be a mapping');
+  const st = optDuration(raw, 'shutdown-timeout', 'init');
+  if (st !== undefined) out.shutdownTimeoutMs = st;
+  const kg = optDuration(raw, 'kill-grace', 'init');
+  if (kg !== undefined) out.killGraceMs = kg;
+  const pg = bool(raw, 'process-group', 'init');
+  if (pg !== undefined) out.processGroup = pg;
+  const sc = bool(raw, 'strip-credentials', 'init');
+  if (sc !== undefined) out.stripCredentials = sc;
+  if (raw['sync-failure-exit-code'] !== undefined) out.syncFailureExitCode = int(raw, 'sync-failure-exit-code', 'init', 70, 1);
+  const rw = raw['signal-rewrite'];
+  if (rw !== undefined && rw !== null) {
+    if (!isMap(rw)) throw configError('init.signal-rewrite', 'must be a mapping like { SIGINT: SIGTERM }');
+    out.signalRewrite = {};
+    for (const [k, v] of Object.entries(rw)) {
+      const from = normSignal(k);
+      const to = typeof v === 'string' ? normSignal(v) : undefined;
+      if (!from || !to) throw configError(`init.signal-rewrite.${k}`, `must map a signal name to a signal name, got ${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+      out.signalRewrite[from] = to;
+    }
+  }
+  return out;
+}
+
+function normSignal(s: string): string | undefined {
+  const n = s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
+  return /^SIG[A-Z0-9]+$/.test(n) ? n : undefined;
+}
+
+export function defaultMetaPath(dbPath: string): string {
+  return join(dirname(dbPath), `.${basename(dbPath)}-litestream`);
+}
+
+function buildDB(raw: Record<string, unknown>, kp: string, global: { accessKeyId?: string; secretAccessKey?: string }, ctx: Ctx): DBConfig {
+  warnUnknown(raw, DB_KEYS, kp, ctx);
+  const p = str(raw, 'path', kp);
+  if (!p) throw configError(`${kp}.path`, 'is required: the absolute path of the SQLite database file');
+  const path = absPath(p, ctx.cwd);
+  const meta = str(raw, 'meta-path', kp);
+  const replicasRaw = raw['replicas'] ?? [];
+  if (!Array.isArray(replicasRaw)) throw configError(`${kp}.replicas`, 'must be a list of replicas');
+  const db: DBConfig = {
+    path,
+    metaPath: meta ? absPath(meta, ctx.cwd) : defaultMetaPath(path),
+    monitorIntervalMs: duration(raw, 'monitor-interval', kp, DEFAULTS.monitorIntervalMs, { min: 0 }),
+    checkpointIntervalMs: duration(raw, 'checkpoint-interval', kp, DEFAULTS.checkpointIntervalMs, { min: 0 }),
+    minCheckpointPageCount: int(raw, 'min-checkpoint-page-count', kp, DEFAULTS.minCheckpointPageCount, 1),
+    maxCheckpointPageCount: int(raw, 'max-checkpoint-page-count', kp, DEFAULTS.maxCheckpointPageCount, 0),
+    checkpointBusyTimeoutMs: duration(raw, 'checkpoint-busy-timeout', kp, DEFAULTS.checkpointBusyTimeoutMs, { min: 0 }),
+    replicas: [],
+    keyPath: kp,
+  };
+  const names = new Set<string>();
+  replicasRaw.forEach((r, j) => {
+    const rkp = `${kp}.replicas[${j}]`;
+    if (!isMap(r)) throw configError(rkp, 'must be a mapping (url: or type: plus its keys)');
+    const rc = buildReplica(r, rkp, global, ctx);
+    if (names.has(rc.name)) throw configError(`${rkp}.name`, `replica name "${rc.name}" is used twice in this database; give each replica a unique name:`);
+    names.add(rc.name);
+    db.replicas.push(rc);
+  });
+  return db;
+}
+
+const URL_RE = /^\w+:\/\//;
+
+export function isURL(s: string): boolean {
+  return URL_RE.test(s);
+}
+
+function parseURL(s: string, kp: string): URL {
+  try {
+    return new URL(s);
+  } catch {
+    throw configError(kp, `invalid replica URL: ${redactForError(s)}`);
+  }
+}
+
+/** Never echo a password from a malformed URL back into an error message. */
+function redactForError(s: string): string {
+  return s.replace(/^(\w+:\/\/[^:/@]*:)[^@/]*@/, '$1xxxxx@');
+}
+
+export function buildReplica(raw: Record<string, unknown>, kp: string, global: { accessKeyId?: string; secretAccessKey?: string }, ctx: Ctx): ReplicaConfig {
+  const urlStr = str(raw, 'url', kp);
+  let url: URL | undefined;
+  let type: string;
+  if (urlStr) {
+    if (!isURL(urlStr)) throw configError(`${kp}.url`, `replica url scheme required, e.g. s3://bucket/path or file:///dir (got ${JSON.stringify(redactForError(urlStr))})`);
+    url = parseURL(urlStr, `${kp}.url`);
+    type = url.protocol.replace(/:$/, '');
+    const explicit = str(raw, 'type', kp);
+    if (explicit && explicit !== type) throw configError(`${kp}.type`, `type "${explicit}" contradicts the url scheme "${type}"`);
+    if (raw['path'] !== undefined) throw configError(`${kp}.path`, 'cannot be combined with url; put the path in the URL');
+  } else {
+    type = str(raw, 'type', kp) ?? 'file';
+    const p = str(raw, 'path', kp);
+    if (p && isURL(p)) throw configError(`${kp}.path`, `looks like a URL (${redactForError(p)}); use the url: key instead`);
+  }
+  const backend = backendFor(type);
+  if (!backend) {
+    throw configError(url ? `${kp}.url` : `${kp}.type`, `unknown replica type "${type}": use one of ${Object.keys(backends).join(', ')}`);
+  }
+  if (raw['age'] !== undefined) {
+    throw configError(`${kp}.age`, 'age encryption is not supported by lsinit yet; remove the age: key (or keep using Litestream for this replica)');
+  }
+  warnUnknown(raw, [...REPLICA_COMMON, ...backend.keys], kp, ctx);
+  const input: Parameters<typeof backend.resolve>[0] = { raw, global, env: ctx.env, keyPath: kp, cwd: ctx.cwd };
+  if (url) input.url = url;
+  const resolved = backend.resolve(input);
+  for (const w of resolved.warnings) ctx.warnings.push(`${kp}: ${w}`);
+  const retentionMs = duration(raw, 'retention', kp, DEFAULTS.retentionMs);
+  const checkMs = duration(raw, 'retention-check-interval', kp, DEFAULTS.retentionCheckIntervalMs);
+  return {
+    name: str(raw, 'name', kp) ?? type,
+    type,
+    settings: resolved.settings,
+    display: resolved.display,
+    retentionMs,
+    // Litestream clamps the check interval to at most the retention.
+    retentionCheckIntervalMs: retentionMs > 0 ? Math.min(checkMs, retentionMs) : checkMs,
+    snapshotIntervalMs: duration(raw, 'snapshot-interval', kp, 0, { min: 0 }),
+    validationIntervalMs: duration(raw, 'validation-interval', kp, 0, { min: 0 }),
+    syncIntervalMs: duration(raw, 'sync-interval', kp, DEFAULTS.syncIntervalMs, { min: 1 }),
+    keyPath: kp,
+  };
+}
+
+/** One replica from a URL given on the command line. */
+export function replicaFromURL(u: string, label: string, ctx: Ctx = { env: process.env, cwd: process.cwd(), warnings: [] }): ReplicaConfig {
+  if (!isURL(u)) throw configError(label, `replica url scheme required, e.g. s3://bucket/path or file:///dir (got ${JSON.stringify(redactForError(u))})`);
+  return buildReplica({ url: u }, label, {}, ctx);
+}
+
+/** `lsinit replicate DB_PATH URL...` / a URL argument to restore & co: a config without a file. */
+export function configFromArgs(dbPath: string | undefined, urls: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Config {
+  const ctx: Ctx = { env: opts.env ?? process.env, cwd: opts.cwd ?? process.cwd(), warnings: [] };
+  const replicas = urls.map((u, j) => replicaFromURL(u, `replica URL #${j + 1}`, ctx));
+  const dbs: DBConfig[] = [];
+  if (dbPath !== undefined) {
+    const path = absPath(dbPath, ctx.cwd);
+    dbs.push({
+      path,
+      metaPath: defaultMetaPath(path),
+      monitorIntervalMs: DEFAULTS.monitorIntervalMs,
+      checkpointIntervalMs: DEFAULTS.checkpointIntervalMs,
+      minCheckpointPageCount: DEFAULTS.minCheckpointPageCount,
+      maxCheckpointPageCount: DEFAULTS.maxCheckpointPageCount,
+      checkpointBusyTimeoutMs: DEFAULTS.checkpointBusyTimeoutMs,
+      replicas,
+      keyPath: 'dbs[0]',
+    });
+  }
+  return { dbs, logging: { level: 'info', type: 'text', stderr: true }, init: {}, warnings: ctx.warnings };
+}

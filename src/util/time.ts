@@ -1,0 +1,85 @@
+/** Time helpers with nanosecond precision (object mtimes and -timestamp need it; Date has ms only). */
+import { LsinitError } from '../errors.js';
+import type { TimeNs } from '../replica/client.js';
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|([+-])(\d{2}):(\d{2}))$/;
+
+/** Parse an RFC 3339 timestamp (as Go's time.RFC3339 accepts it, fractional seconds allowed) to ns. */
+export function parseRFC3339(s: string): TimeNs {
+  const m = RFC3339.exec(s);
+  if (!m) {
+    throw new LsinitError('LSINIT_ERR_USAGE', `invalid timestamp ${JSON.stringify(s)}: want RFC 3339, e.g. 2024-01-02T15:04:05Z`);
+  }
+  const [, y, mo, d, h, mi, se, frac, , sign, oh, om] = m;
+  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(se));
+  if (Number.isNaN(ms) || Number(mo) > 12 || Number(d) > 31 || Number(h) > 23 || Number(mi) > 59 || Number(se) > 60) {
+    throw new LsinitError('LSINIT_ERR_USAGE', `invalid timestamp ${JSON.stringify(s)}: date or time out of range`);
+  }
+  let ns = BigInt(ms) * 1_000_000n + BigInt((frac ?? '').padEnd(9, '0') || '0');
+  if (sign) {
+    const off = BigInt(Number(oh) * 3600 + Number(om) * 60) * 1_000_000_000n;
+    ns = sign === '+' ? ns - off : ns + off;
+  }
+  return ns;
+}
+
+/** RFC 3339 in UTC with the fractional digits Go's RFC3339Nano would print (trailing zeros trimmed). */
+export function formatRFC3339(ns: TimeNs): string {
+  const ms = Number(ns / 1_000_000n);
+  const base = new Date(ms).toISOString().slice(0, 19);
+  const frac = (((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  return `${base}${frac ? `.${frac}` : ''}Z`;
+}
+
+/** Seconds-resolution RFC 3339 like Go's time.RFC3339 (list commands). */
+export function formatRFC3339Sec(ns: TimeNs): string {
+  return `${new Date(Number(ns / 1_000_000n)).toISOString().slice(0, 19)}Z`;
+}
+
+export function nowNs(): TimeNs {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Go's time.ParseDuration ("1s", "1m30s", "500ms", "-1h"), in ms. A bare integer is nanoseconds,
+ * as yaml.v2 decodes it into time.Duration. Returns undefined on bad input.
+ */
+export function parseDuration(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v / 1e6 : undefined;
+  let s = v.trim();
+  if (s === '0') return 0;
+  if (/^-?\d+$/.test(s)) return Number(s) / 1e6;
+  let sign = 1;
+  if (s.startsWith('-') || s.startsWith('+')) {
+    if (s[0] === '-') sign = -1;
+    s = s.slice(1);
+  }
+  if (s === '') return undefined;
+  let total = 0;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+  let pos = 0;
+  while (pos < s.length) {
+    re.lastIndex = pos;
+    const m = re.exec(s);
+    if (!m) return undefined;
+    total += Number(m[1]) * UNITS[m[2]!]!;
+    pos = re.lastIndex;
+  }
+  return sign * total;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  const parts: string[] = [];
+  let rest = Math.abs(ms);
+  const h = Math.floor(rest / 3_600_000);
+  rest -= h * 3_600_000;
+  const m = Math.floor(rest / 60_000);
+  rest -= m * 60_000;
+  if (h) parts.push(`${h}h`);
+  if (h || m) parts.push(`${m}m`);
+  parts.push(`${+(rest / 1000).toFixed(3)}s`);
+  return (ms < 0 ? '-' : '') + parts.join('');
+}
