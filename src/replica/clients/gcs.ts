@@ -41,6 +41,8 @@ const CHUNK_SIZE = 8 << 20;
 const REQUEST_TIMEOUT_MS = 60_000;
 const DELETE_CONCURRENCY = 8;
 const CONTENT_TYPE = 'application/octet-stream';
+/** google-auth-library failures: no ADC, an unreadable key file, a refused token exchange. */
+const CREDENTIALS_RE = /default credentials|The file at .* does not exist|invalid_grant|unauthorized_client|Could not refresh access token|No key or keyFile set/i;
 
 export class GcsReplicaClient implements ReplicaClient {
   readonly type = TYPE;
@@ -66,11 +68,11 @@ export class GcsReplicaClient implements ReplicaClient {
       base.projectId = opts.projectId ?? 'lsinit';
       base.useAuthWithCustomEndpoint = isGoogleHost(opts.endpoint);
     }
-    this.storage = new Storage({
+    this.storage = newStorage({
       ...base,
       retryOptions: { autoRetry: false, idempotencyStrategy: IdempotencyStrategy.RetryNever },
     });
-    const uploads = new Storage({
+    const uploads = newStorage({
       ...base,
       authClient: this.storage.authClient as NonNullable<StorageOptions['authClient']>,
       retryOptions: {
@@ -80,7 +82,6 @@ export class GcsReplicaClient implements ReplicaClient {
         retryableErrorFn: (e) => isTransient(e) || (e.errors ?? []).some((x) => isTransient({ code: x.reason })),
       },
     });
-    for (const s of [this.storage, uploads]) pinEndpoint(s, opts.endpoint);
     this.bucket = this.storage.bucket(opts.bucket);
     this.uploadBucket = uploads.bucket(opts.bucket);
   }
@@ -263,14 +264,16 @@ export class GcsReplicaClient implements ReplicaClient {
       }
       return notFound(`gcs object gs://${this.bucketName}/${key}`, f);
     }
-    if (status === 401 || status === 403 || /default credentials|invalid_grant|Could not refresh access token/i.test(msg)) {
-      return new LsinitError('LSINIT_ERR_AUTH', `${where}: access denied for ${op} ${key} (check GOOGLE_APPLICATION_CREDENTIALS / the service account's roles): ${msg}`, { fields: f, cause, transient: false });
+    if (status === 401 || status === 403 || CREDENTIALS_RE.test(msg)) {
+      return new LsinitError('LSINIT_ERR_AUTH', `${where}: not authorized for ${op} ${key} (credentials come from GOOGLE_APPLICATION_CREDENTIALS or ADC; check the account's roles): ${msg}`, { fields: f, cause, transient: false });
     }
     if (e.code === 'FILE_NO_UPLOAD' || e.code === 'CONTENT_DOWNLOAD_MISMATCH') {
       // A hash mismatch is corruption in transit: a new attempt sends or fetches the bytes again.
       return new LsinitError('LSINIT_ERR_CHECKSUM', `${where}: ${op} ${key}: checksum mismatch: ${msg}`, { fields: f, cause, transient: true });
     }
-    const transient = isTransient(err) || /^Retry (total time )?limit exceeded/.test(msg);
+    // ApiError puts the HTTP status in a numeric `code`, which retry.isTransient does not read.
+    const transient = isTransient(err) || (status !== undefined && (status >= 500 || status === 429 || status === 408)) ||
+      /^Retry (total time )?limit exceeded/.test(msg);
     return new LsinitError('LSINIT_ERR_REPLICA', `${where}: ${op} ${key}: ${msg}`, { fields: f, cause, transient });
   }
 }
@@ -306,20 +309,19 @@ function isGoogleHost(endpoint: string): boolean {
 }
 
 /**
- * The library reads STORAGE_EMULATOR_HOST from process.env itself and then drops `/storage/v1`
- * from JSON URLs (and turns off auth). Settings are resolved once at the edge, so undo that here:
- * the resolved endpoint (or Google's) is the only one used.
+ * The library reads STORAGE_EMULATOR_HOST from process.env in its constructor: it then drops
+ * `/storage/v1` from JSON URLs and captures "no auth" into its request function for good. Settings
+ * are resolved once at the edge (the env var already became `endpoint` there), so construct with the
+ * variable hidden; the constructor is synchronous, so nothing else can observe the gap.
  */
-function pinEndpoint(s: Storage, endpoint: string | undefined): void {
-  const svc = s as unknown as { baseUrl: string; apiEndpoint: string; customEndpoint: boolean };
-  if (endpoint) {
-    svc.apiEndpoint = endpoint;
-    svc.baseUrl = `${endpoint}/storage/v1`;
-    svc.customEndpoint = true;
-  } else if (process.env['STORAGE_EMULATOR_HOST'] !== undefined) {
-    svc.apiEndpoint = 'https://storage.googleapis.com';
-    svc.baseUrl = 'https://storage.googleapis.com/storage/v1';
-    svc.customEndpoint = false;
+function newStorage(opts: StorageOptions): Storage {
+  const saved = process.env['STORAGE_EMULATOR_HOST'];
+  if (saved === undefined) return new Storage(opts);
+  delete process.env['STORAGE_EMULATOR_HOST'];
+  try {
+    return new Storage(opts);
+  } finally {
+    process.env['STORAGE_EMULATOR_HOST'] = saved;
   }
 }
 
