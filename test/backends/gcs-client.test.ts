@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { LsinitError } from '../../src/errors.js';
 import { onOp, type Operation } from '../../src/metrics/ops.js';
@@ -160,6 +161,12 @@ describe('gcs client', () => {
     }
     await c.writeSnapshot(G, 9, Readable.from([Buffer.from('snapshot')]));
     assert.deepEqual(await buffer(await c.snapshotReader(G, 9)), Buffer.from('snapshot'));
+  });
+
+  it('inspecting or serializing a client shows no library internals (they hold loaded credentials)', () => {
+    const c = client();
+    assert.doesNotMatch(inspect(c, { depth: 10 }), /authClient|private_key|GoogleAuth/);
+    assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(c))).sort(), ['bucket', 'path', 'type']);
   });
 
   it('errors never carry the credentials file contents or tokens', async () => {

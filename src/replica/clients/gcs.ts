@@ -144,6 +144,15 @@ export class GcsReplicaClient implements ReplicaClient {
 
   async close(): Promise<void> {}
 
+  /** The library objects hold the loaded credentials (a key file's private_key): never print them. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `GcsReplicaClient { bucket: ${JSON.stringify(this.bucketName)}, path: ${JSON.stringify(this.root)} }`;
+  }
+
+  toJSON(): Record<string, string> {
+    return { type: TYPE, bucket: this.bucketName, path: this.root };
+  }
+
   /** All objects (and delimiter prefixes) under `prefix`, every page, one LIST per page. */
   private async list(prefix: string, delimiter?: string): Promise<{ items: ListedObject[]; prefixes: string[] }> {
     const items: ListedObject[] = [];
