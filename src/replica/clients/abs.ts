@@ -37,22 +37,32 @@ export interface ABSClientOptions {
   listPageSize?: number;
 }
 
+function opOf(req: WebResource): Operation {
+  if (new URL(req.url).searchParams.get('comp') === 'list') return 'LIST';
+  if (req.method === 'PUT') return 'PUT';
+  if (req.method === 'DELETE') return 'DELETE';
+  return 'GET';
+}
+
 /** Counts every request the pipeline sends (ops.ts), by method and `comp`. */
 const countingPolicy: RequestPolicyFactory = {
   create(next: RequestPolicy): RequestPolicy {
     return {
       async sendRequest(req: WebResource): Promise<HttpOperationResponse> {
-        const res = await next.sendRequest(req);
+        let res: HttpOperationResponse;
+        try {
+          res = await next.sendRequest(req);
+        } catch (err) {
+          // An answered request (4xx/5xx) was made and is billed; a refused connection was not.
+          if (typeof (err as { statusCode?: unknown }).statusCode === 'number') countOp('abs', opOf(req), 0);
+          throw err;
+        }
         const comp = new URL(req.url).searchParams.get('comp');
-        let op: Operation = 'GET';
+        const op = opOf(req);
         let bytes = 0;
-        if (comp === 'list') op = 'LIST';
-        else if (req.method === 'PUT') {
-          op = 'PUT';
-          // Block data and Put Blob bodies; not the block-list XML.
-          if (comp === null || comp === 'block') bytes = Number(req.headers.get('content-length') ?? 0);
-        } else if (req.method === 'DELETE') op = 'DELETE';
-        else if (req.method === 'GET' && res.status < 300) bytes = Number(res.headers.get('content-length') ?? 0);
+        // Block data and Put Blob bodies count, not the block-list XML; GET bytes are blob downloads.
+        if (op === 'PUT' && (comp === null || comp === 'block')) bytes = Number(req.headers.get('content-length') ?? 0);
+        else if (op === 'GET' && res.status < 300) bytes = Number(res.headers.get('content-length') ?? 0);
         countOp('abs', op, bytes);
         return res;
       },
@@ -81,7 +91,7 @@ function absCode(err: unknown): string {
 }
 
 /** core-rest-pipeline reports a failed connection as REQUEST_SEND_ERROR; it is worth retrying. */
-function absTransient(err: unknown): boolean {
+export function absTransient(err: unknown): boolean {
   return absCode(err) === 'REQUEST_SEND_ERROR' || isTransient(err);
 }
 
