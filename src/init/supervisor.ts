@@ -47,7 +47,19 @@ export interface SuperviseOptions {
 
 type Phase = 'starting' | 'running' | 'stopping' | 'syncing';
 
-const timer = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), Math.max(0, ms)));
+/**
+ * Races `promises` against a timeout. The timer stays referenced while the race is open (a final sync
+ * waiting on an unref'd socket must not let the event loop drain, nodejs/node#28502) and is cleared after.
+ */
+async function within<T>(ms: number, promises: Promise<T>[]): Promise<T | 'timeout'> {
+  let t: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => (t = setTimeout(() => r('timeout'), Math.max(0, ms))));
+  try {
+    return await Promise.race([...promises, timeout]);
+  } finally {
+    clearTimeout(t);
+  }
+}
 
 export async function supervise(opts: SuperviseOptions): Promise<number> {
   const log = opts.log;
@@ -219,15 +231,15 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
     let result: SyncFailure[] | 'timeout' | 'fast';
     if (isFast) {
       const d = Math.min(deadline, now() + fastCloseMs);
-      result = await Promise.race([run(true, d), timer(d - now() + 100)]);
+      result = await within(d - now() + 100, [run(true, d)]);
       return result === 'timeout' ? late(d) : result;
     }
     const first = run(false, deadline);
-    result = await Promise.race([first, timer(deadline - now() + 200), fastAbort]);
+    result = await within<SyncFailure[] | 'fast'>(deadline - now() + 200, [first, fastAbort]);
     if (result === 'fast') {
       // The contract allows close() to be called again while the first call runs: skip retries now.
       const d = Math.min(deadline, now() + fastCloseMs);
-      result = await Promise.race([first, run(true, d), timer(d - now() + 100)]);
+      result = await within(d - now() + 100, [first, run(true, d)]);
       if (result === 'timeout') return late(d);
     }
     if (result === 'timeout') return late(deadline);
