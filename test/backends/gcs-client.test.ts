@@ -60,7 +60,8 @@ describe('gcs client', () => {
     const c = client({ chunkSize: 4 << 20 });
     const data = randomBytes(12 * 1024 * 1024 + 12345);
     const chunks = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
-    const { requests } = await observe(() => c.writeSnapshot(G, 1, Readable.from(chunks)));
+    const { requests, ops } = await observe(() => c.writeSnapshot(G, 1, Readable.from(chunks)));
+    assert.equal(ops.length, requests.length, 'every request (session start and each chunk) is counted');
     const puts = requests.filter((r) => r.method === 'PUT');
     assert.equal(requests[0]!.query['uploadType'], 'resumable');
     assert.ok(puts.length >= 4, `expected >= 4 chunk PUTs, got ${puts.length}`);
@@ -143,6 +144,19 @@ describe('gcs client', () => {
     }
     await c.writeWALSegment({ generation: G, index: 5, offset: 100 }, Buffer.from('after'));
     assert.deepEqual((await c.walSegments(G)).map((s) => s.offset), [0, 100]);
+  });
+
+  it('a 503 on a resumable chunk is retried by resuming the session, and the object is intact', { timeout: 60_000 }, async () => {
+    const c = client({ chunkSize: 256 * 1024 });
+    const data = randomBytes(700 * 1024);
+    let puts = 0;
+    gcs.server.fault = (method) => (method === 'PUT' && ++puts === 2 ? 503 : undefined);
+    try {
+      await c.writeSnapshot(G, 4, Readable.from([data]));
+    } finally {
+      gcs.server.fault = undefined;
+    }
+    assert.deepEqual(await buffer(await c.snapshotReader(G, 4)), data);
   });
 
   it('a streamed upload during an outage fails transient within the bounded resumable retries', { timeout: 60_000 }, async () => {

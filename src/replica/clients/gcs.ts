@@ -79,7 +79,7 @@ export class GcsReplicaClient implements ReplicaClient {
         autoRetry: true, maxRetries: 3, retryDelayMultiplier: 2, maxRetryDelay: 8, totalTimeout: 60,
         // Rewriting an object under the same name with the same bytes is idempotent for us.
         idempotencyStrategy: IdempotencyStrategy.RetryAlways,
-        retryableErrorFn: (e) => isTransient(e) || (e.errors ?? []).some((x) => isTransient({ code: x.reason })),
+        retryableErrorFn: libRetryable,
       },
     });
     this.bucket = this.storage.bucket(opts.bucket);
@@ -191,7 +191,9 @@ export class GcsReplicaClient implements ReplicaClient {
       file = await withRetry(async () => {
         countOp(TYPE, 'PUT', buf.length);
         const f = this.bucket.file(key);
-        const ws = f.createWriteStream({ resumable: false, validation: 'crc32c', contentType: CONTENT_TYPE });
+        // The library sends simple uploads with no timeout at all; allow 60 s plus 1 s per 256 KiB.
+        const timeout = REQUEST_TIMEOUT_MS + Math.ceil(buf.length / 262_144) * 1000;
+        const ws = f.createWriteStream({ resumable: false, validation: 'crc32c', contentType: CONTENT_TYPE, timeout });
         ws.end(buf);
         await finished(ws).catch((err: unknown) => {
           throw this.mapError(err, 'PUT', key, {});
@@ -242,6 +244,8 @@ export class GcsReplicaClient implements ReplicaClient {
         out.destroy();
         reject(e);
       });
+      // A consumer that gives up early (aborted restore) must not leave the download running.
+      out.on('close', () => src.destroy());
       src.pipe(out);
     }), this.retry);
   }
@@ -291,6 +295,15 @@ interface ListedObject {
   name: string;
   size: number;
   createdAt: bigint;
+}
+
+/**
+ * Retry test for the library's resumable-upload loop. It passes `{code: httpStatus}` for responses
+ * and `{errors: [{reason: errno}]}` for dropped connections (ECONNREFUSED is not in its default list).
+ */
+function libRetryable(e: { code?: unknown; errors?: { reason?: unknown }[] }): boolean {
+  if (typeof e.code === 'number') return e.code >= 500 || e.code === 429 || e.code === 408;
+  return isTransient(e) || (e.errors ?? []).some((x) => typeof x.reason === 'string' && isTransient({ code: x.reason }));
 }
 
 function timeNs(t: unknown): bigint {
