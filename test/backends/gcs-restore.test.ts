@@ -4,7 +4,7 @@
  * restore costs one LIST per listing page plus one GET per object.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -59,5 +59,18 @@ describe('lsinit restore from gcs', () => {
     assert.ok(gets.length <= objects);
     assert.equal(new Set(gets.map((q) => q.path)).size, gets.length, 'an object was downloaded twice');
     t.diagnostic(`gcs restore of vectors/basic (${objects} objects): ${reqs.length} requests = ${lists.length} LIST + ${gets.length} GET`);
+  });
+
+  it('restores through a config file whose gcs replica names the endpoint key', { timeout: 120_000 }, async () => {
+    const expected = loadScenario('basic').cases.find((c) => c.id === 'latest')!;
+    const db = join(work, 'app.db');
+    const cfg = join(work, 'lsinit.yml');
+    writeFileSync(cfg, `dbs:\n  - path: ${db}\n    replicas:\n      - url: gcs://${gcs.bucket}/${prefix}\n        endpoint: ${gcs.endpoint}\n`);
+    const out = join(work, 'from-config.db');
+    const env = { ...process.env, GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/creds.json' };
+    delete env['STORAGE_EMULATOR_HOST'];
+    const r = await lsinit(['restore', '-config', cfg, '-o', out, db], { env });
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(sha256File(out), expected.expect.sha256);
   });
 });
