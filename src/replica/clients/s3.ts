@@ -95,7 +95,7 @@ export class S3ReplicaClient implements ReplicaClient {
       ...(s.endpoint !== undefined ? { endpoint: s.endpoint } : {}),
       ...(s.credentials ? { credentials: { ...s.credentials, secretAccessKey: s.credentials.secretAccessKey, ...(s.credentials.sessionToken ? { sessionToken: s.credentials.sessionToken } : {}) } } : {}),
     };
-    const client = new S3Client(cfg);
+    const client = quietClient(cfg);
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const command = context.commandName ?? '';
@@ -290,6 +290,25 @@ export class S3ReplicaClient implements ReplicaClient {
     await this.call(`PUT ${key}`, undefined, () =>
       this.#client.send(new PutObjectCommand({ Bucket: this.#s.bucket, Key: key, Body: data, ContentLength: data.byteLength, ContentType: 'application/octet-stream' })));
     return data.byteLength;
+  }
+}
+
+const QUIET_ENV = 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED';
+
+/**
+ * The SDK prints a multi-line "NodeVersionSupportWarning" on Node < 22 at the first client it
+ * builds. lsinit pins the SDK version and supports Node 20, so the warning only adds noise to an
+ * init's stderr. Set the SDK's opt-out just around the constructor, so the app lsinit supervises
+ * never inherits the variable.
+ */
+function quietClient(cfg: S3ClientConfig): S3Client {
+  const prev = process.env[QUIET_ENV];
+  process.env[QUIET_ENV] = 'true';
+  try {
+    return new S3Client(cfg);
+  } finally {
+    if (prev === undefined) delete process.env[QUIET_ENV];
+    else process.env[QUIET_ENV] = prev;
   }
 }
 
