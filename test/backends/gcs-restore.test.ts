@@ -67,7 +67,7 @@ describe('lsinit restore from gcs', () => {
     const cfg = join(work, 'lsinit.yml');
     writeFileSync(cfg, `dbs:\n  - path: ${db}\n    replicas:\n      - url: gcs://${gcs.bucket}/${prefix}\n        endpoint: ${gcs.endpoint}\n`);
     const out = join(work, 'from-config.db');
-    const env = { ...process.env, GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/creds.json' };
+    const env: NodeJS.ProcessEnv = { ...process.env, GOOGLE_APPLICATION_CREDENTIALS: '/nonexistent/creds.json' };
     delete env['STORAGE_EMULATOR_HOST'];
     const r = await lsinit(['restore', '-config', cfg, '-o', out, db], { env });
     assert.equal(r.exitCode, 0, r.stderr);
