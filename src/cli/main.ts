@@ -66,13 +66,13 @@ async function run(argv: string[]): Promise<number> {
 }
 
 run(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  // Always exit explicitly: a natural exit would close the SQLite connections, whose
+  // close-time checkpoint deletes the -wal (see sqlite/db.ts).
+  (code) => process.exit(code),
   (err: unknown) => {
     const msg = errorMessage(err);
     process.stderr.write(`lsinit: ${msg}\n`);
     if (process.env['LSINIT_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

@@ -1,5 +1,75 @@
+/** `lsinit replicate [-config PATH] [-exec CMD] [-no-expand-env]` and `lsinit replicate DB_PATH URL...`. */
+import { configFromArgs } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import { LsinitError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-export async function replicateCommand(_argv: string[], _log: Logger): Promise<number> {
-  throw new LsinitError('LSINIT_ERR_USAGE', 'replicate: not implemented yet');
+import { createLogger, type Logger } from '../log/logger.js';
+import { Controller } from '../replicate/controller.js';
+import { parseFlags, str, usage, type FlagSpec } from './flags.js';
+import { CONFIG_FLAGS, readConfigFromFlags } from './sources.js';
+
+const SPECS: Record<string, FlagSpec> = {
+  ...CONFIG_FLAGS,
+  exec: { type: 'string', help: 'run this command as a supervised child; replication stops when it exits' },
+  'shutdown-timeout': { type: 'string', help: 'total budget for the final sync after a stop signal (default 9s)' },
+};
+
+export function loggerFor(config: Config): Logger {
+  const stream = config.logging.stderr ? process.stderr : process.stdout;
+  return createLogger({ level: config.logging.level, type: config.logging.type, write: (l) => void stream.write(l) });
+}
+
+export async function replicateCommand(argv: string[], _log: Logger): Promise<number> {
+  const p = parseFlags(argv, SPECS, 'replicate');
+  if (p.help) {
+    process.stdout.write(usage('replicate', '[flags] | DB_PATH REPLICA_URL [REPLICA_URL...]', SPECS));
+    return 0;
+  }
+  let config: Config;
+  if (p.args.length > 0) {
+    if (str(p.flags, 'config')) throw new LsinitError('LSINIT_ERR_USAGE', 'replicate: cannot specify a replica URL and -config together');
+    if (p.args.length === 1) throw new LsinitError('LSINIT_ERR_USAGE', 'replicate: must specify at least one replica URL for the database');
+    config = configFromArgs(p.args[0], p.args.slice(1));
+  } else {
+    config = await readConfigFromFlags(p.flags);
+  }
+  const exec = str(p.flags, 'exec') ?? config.exec;
+  const stParsed = str(p.flags, 'shutdown-timeout');
+  let shutdownMs = config.init.shutdownTimeoutMs ?? 9000;
+  if (stParsed !== undefined) {
+    const { parseDuration } = await import('../util/time.js');
+    const ms = parseDuration(stParsed);
+    if (ms === undefined || ms <= 0) throw new LsinitError('LSINIT_ERR_USAGE', `replicate: invalid -shutdown-timeout ${JSON.stringify(stParsed)}: use a duration like 9s`);
+    shutdownMs = ms;
+  }
+  if (exec) {
+    const { superviseWithConfig } = await import('../init/command.js');
+    const { splitCommand } = await import('../init/words.js');
+    return superviseWithConfig(config, splitCommand(exec), { shutdownTimeoutMs: shutdownMs });
+  }
+  const log = loggerFor(config);
+  for (const w of config.warnings) log.warn(w);
+  if (config.dbs.length === 0) log.error('no databases specified in configuration');
+  const controller = new Controller(config, log);
+  for (const d of controller.describe()) log.info('initialized db', { path: d.db, replicas: d.replicas.join(' ') });
+  let stopping = false;
+  const stopped = new Promise<NodeJS.Signals>((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn('second signal received, exiting without waiting for the final sync', { signal: sig });
+        process.exit(1);
+      }
+      stopping = true;
+      resolve(sig);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+  await controller.start();
+  log.info('replicating', { dbs: config.dbs.length });
+  const sig = await stopped;
+  log.info('signal received, litestream shutting down', { signal: sig });
+  const { failures } = await controller.close({ deadline: Date.now() + shutdownMs });
+  for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
+  log.info('litestream shut down');
+  return failures.length ? 1 : 0;
 }

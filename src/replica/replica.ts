@@ -1,0 +1,237 @@
+/**
+ * A replica of one database: its position on the store, WAL segment uploads, snapshots and
+ * retention (Litestream 0.3 `Replica`, reference §2.7, 3.6, 3.7). Talks to the store only
+ * through a stateless ReplicaClient.
+ *
+ * Requests: a sync makes exactly one PUT per shadow WAL index touched (no LIST on the hot path;
+ * Litestream 0.3.5's LIST per sync was 99 % of a user's bill). LIST/GET happen only when the
+ * replica (re)learns its position: at start and after a new generation.
+ */
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import type { ReplicaConfig } from '../config/types.js';
+import { LsinitError, errorMessage } from '../errors.js';
+import { decodeFrames, encodeFrame, encodeFrameStream } from '../format/lz4.js';
+import { hex8 } from '../format/paths.js';
+import type { Logger } from '../log/logger.js';
+import type { DB } from '../sqlite/db.js';
+import { formatPos, type Pos, type ReplicaClient } from './client.js';
+import { withRetry } from './retry.js';
+
+/** Segments up to this size are compressed in memory and sent in one PUT; larger ones stream. */
+const INLINE_SEGMENT_MAX = 8 << 20;
+
+export interface ReplicaStats {
+  walBytes: number;
+  lastSyncAt: number | undefined;
+  lastErrorAt: number | undefined;
+  lastError: string | undefined;
+  /** Commit time (ms) of the oldest data not yet on the replica, for lag. */
+  pendingSince: number | undefined;
+  snapshots: number;
+}
+
+export class Replica {
+  readonly name: string;
+  readonly cfg: ReplicaConfig;
+  readonly client: ReplicaClient;
+  private readonly db: DB;
+  private readonly log: Logger;
+  pos: Pos | undefined;
+  private busy: Promise<void> = Promise.resolve();
+  readonly stats: ReplicaStats = { walBytes: 0, lastSyncAt: undefined, lastErrorAt: undefined, lastError: undefined, pendingSince: undefined, snapshots: 0 };
+  private lastSnapshotAt = 0;
+  private now: () => number;
+
+  constructor(db: DB, cfg: ReplicaConfig, client: ReplicaClient, log: Logger, opts: { now?: () => number } = {}) {
+    this.db = db;
+    this.cfg = cfg;
+    this.name = cfg.name;
+    this.client = client;
+    this.log = log;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Serialize operations on this replica (sync, snapshot, retention never overlap). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn, fn);
+    this.busy = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  /** True when the DB has committed data this replica does not have yet. */
+  behind(): boolean {
+    const d = this.db.pos();
+    if (!d) return false;
+    const p = this.pos;
+    return !p || p.generation !== d.generation || p.index < d.index || p.offset < d.offset;
+  }
+
+  sync(opts: { fast?: boolean } = {}): Promise<void> {
+    return this.exclusive(() => this.syncInner(opts));
+  }
+
+  private async syncInner(opts: { fast?: boolean }): Promise<void> {
+    const dpos = this.db.pos();
+    if (!dpos) return;
+    try {
+      if (!this.pos || this.pos.generation !== dpos.generation) {
+        const snaps = await this.retry(() => this.client.snapshots(dpos.generation), opts);
+        if (snaps.length === 0) await this.snapshotInner(opts);
+        this.pos = await this.calcPos(dpos.generation, opts);
+        this.log.debug('replica position', { position: formatPos(this.pos) });
+      }
+      for (;;) {
+        const p: Pos = this.pos!;
+        const end = this.db.shadowSize(p.generation, p.index);
+        if (end < 0) {
+          throw new LsinitError('LSINIT_ERR_REPLICA', `shadow WAL ${hex8(p.index)} of generation ${p.generation} is gone locally; the replica will resync with a snapshot`);
+        }
+        if (p.offset < end) {
+          await this.uploadSegment(p, end, opts);
+          continue;
+        }
+        if (p.offset > end) throw new LsinitError('LSINIT_ERR_REPLICA', `replica position ${formatPos(p)} is past the local shadow WAL (${end})`);
+        // This index is fully shipped; move on if a later one exists.
+        if (this.db.shadowSize(p.generation, p.index + 1) >= 0) {
+          this.pos = { generation: p.generation, index: p.index + 1, offset: 0 };
+          continue;
+        }
+        break;
+      }
+      this.stats.lastSyncAt = this.now();
+      this.stats.pendingSince = undefined;
+      this.stats.lastError = undefined;
+    } catch (err) {
+      this.stats.lastErrorAt = this.now();
+      this.stats.lastError = errorMessage(err);
+      if (err instanceof LsinitError && err.code === 'LSINIT_ERR_REPLICA') this.pos = undefined; // relearn position next time
+      throw err;
+    }
+  }
+
+  private retry<T>(fn: () => Promise<T>, opts: { fast?: boolean }): Promise<T> {
+    return withRetry(fn, opts.fast ? { attempts: 1 } : { attempts: 4, baseMs: 200, maxMs: 2000 });
+  }
+
+  private async uploadSegment(p: Pos, end: number, opts: { fast?: boolean }): Promise<void> {
+    const path = this.db.shadowPath(p.generation, p.index);
+    const len = end - p.offset;
+    const t0 = performance.now();
+    await this.retry(async () => {
+      if (len <= INLINE_SEGMENT_MAX) {
+        const raw = await buffer(createReadStream(path, { start: p.offset, end: end - 1 }));
+        if (raw.length !== len) throw new LsinitError('LSINIT_ERR_REPLICA', `short read of ${path}: ${raw.length} of ${len} bytes`, { transient: true });
+        await this.client.writeWALSegment(p, await encodeFrame(raw));
+      } else {
+        const body = Readable.from(encodeFrameStream(createReadStream(path, { start: p.offset, end: end - 1, highWaterMark: 1 << 20 })));
+        await this.client.writeWALSegment(p, body);
+      }
+    }, opts);
+    this.pos = { generation: p.generation, index: p.index, offset: end };
+    this.stats.walBytes += len;
+    this.log.info('wal segment written', { position: formatPos(p), elapsed_ms: Math.round(performance.now() - t0), sz: len });
+  }
+
+  /** Position on the store: end of the last segment, or the newest snapshot's index (reference §2.7). */
+  private async calcPos(gen: string, opts: { fast?: boolean }): Promise<Pos> {
+    const snaps = await this.retry(() => this.client.snapshots(gen), opts);
+    if (snaps.length === 0) throw new LsinitError('LSINIT_ERR_REPLICA', `no snapshot in generation ${gen} after writing one`);
+    const snapIndex = Math.max(...snaps.map((s) => s.index));
+    const segs = await this.retry(() => this.client.walSegments(gen), opts);
+    const last = segs[segs.length - 1];
+    if (!last || last.index < snapIndex) return { generation: gen, index: snapIndex, offset: 0 };
+    const n = await this.retry(async () => {
+      let total = 0;
+      for await (const c of decodeFrames(await this.client.walSegmentReader({ generation: gen, index: last.index, offset: last.offset }), `wal ${hex8(last.index)}_${hex8(last.offset)}`)) total += c.length;
+      return total;
+    }, opts);
+    const pos = { generation: gen, index: last.index, offset: last.offset + n };
+    // A replica ahead of our shadow (another writer, or a lost local state) cannot be continued safely.
+    if (this.db.shadowSize(gen, pos.index) < pos.offset) {
+      throw new LsinitError('LSINIT_ERR_REPLICA', `replica ${this.name} holds generation ${gen} up to ${formatPos(pos)}, beyond the local shadow WAL; is another lsinit replicating here?`);
+    }
+    return pos;
+  }
+
+  snapshot(opts: { fast?: boolean } = {}): Promise<void> {
+    return this.exclusive(() => this.snapshotInner(opts));
+  }
+
+  private async snapshotInner(opts: { fast?: boolean }): Promise<void> {
+    const t0 = performance.now();
+    let info: { generation: string; index: number } | undefined;
+    await this.retry(async () => {
+      const snap = this.db.beginSnapshot();
+      info = snap;
+      try {
+        await this.client.writeSnapshot(snap.generation, snap.index, Readable.from(encodeFrameStream(snap.stream)));
+      } finally {
+        snap.stream.destroy();
+      }
+    }, opts);
+    this.lastSnapshotAt = this.now();
+    this.stats.snapshots++;
+    this.log.info('snapshot written', { position: `${info!.generation}/${hex8(info!.index)}`, elapsed_ms: Math.round(performance.now() - t0) });
+  }
+
+  /** Snapshot when `snapshot-interval` has passed since the last one (by this process). */
+  async maybeSnapshot(): Promise<void> {
+    if (this.cfg.snapshotIntervalMs <= 0 || !this.db.pos()) return;
+    if (this.lastSnapshotAt === 0) {
+      // First tick: align to the newest snapshot on the store (Litestream 0.3.12+).
+      const gen = this.db.pos()!.generation;
+      const snaps = await this.client.snapshots(gen);
+      const newest = snaps.reduce<bigint>((m, s) => (s.createdAt > m ? s.createdAt : m), 0n);
+      this.lastSnapshotAt = newest > 0n ? Number(newest / 1_000_000n) : this.now();
+    }
+    if (this.now() - this.lastSnapshotAt >= this.cfg.snapshotIntervalMs) await this.snapshot();
+  }
+
+  /** Retention (reference §3.6): keep snapshots newer than `retention`, never the current generation's last. */
+  enforceRetention(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.cfg.retentionMs <= 0) return;
+      const cutoff = BigInt(this.now() - this.cfg.retentionMs) * 1_000_000n;
+      const current = this.db.pos()?.generation;
+      const gens = await this.client.generations();
+      const kept = new Map<string, number>();
+      let anyKept = false;
+      const all = new Map<string, Awaited<ReturnType<ReplicaClient['snapshots']>>>();
+      for (const g of gens) {
+        const snaps = await this.client.snapshots(g);
+        all.set(g, snaps);
+        for (const s of snaps) {
+          if (s.createdAt >= cutoff) {
+            anyKept = true;
+            kept.set(g, Math.min(kept.get(g) ?? Infinity, s.index));
+          }
+        }
+      }
+      if (!anyKept && current) {
+        await this.snapshotInner({});
+        const snaps = await this.client.snapshots(current);
+        all.set(current, snaps);
+        kept.set(current, Math.max(...snaps.map((s) => s.index)));
+      }
+      for (const g of gens) {
+        const min = kept.get(g);
+        if (min === undefined) {
+          if (g === current) continue;
+          await this.client.deleteGeneration(g);
+          this.log.info('generation deleted by retention', { generation: g });
+          continue;
+        }
+        for (const s of all.get(g) ?? []) if (s.index < min) await this.client.deleteSnapshot(g, s.index);
+        const segs = (await this.client.walSegments(g)).filter((s) => s.index < min);
+        if (segs.length) await this.client.deleteWALSegments(segs.map((s) => ({ generation: g, index: s.index, offset: s.offset })));
+      }
+    });
+  }
+
+  /** Wait for in-flight work (used at shutdown). */
+  idle(): Promise<void> {
+    return this.busy;
+  }
+}

@@ -1,0 +1,418 @@
+/**
+ * One replicated database: the long-lived read transaction, the shadow WAL, generations and
+ * checkpoints (Litestream 0.3 `DB`, reference §2.2–2.5, 2.8).
+ *
+ * Two SQLite connections: `rconn` only ever holds the long-lived read transaction (its read mark
+ * stops anyone else from restarting the WAL behind us); `conn` runs our writes and checkpoints.
+ * The database file also gets one long-lived read-only descriptor for snapshots: with POSIX
+ * locks, closing any descriptor of the file would drop this process's SQLite locks, so we never
+ * open and close it ad hoc (Litestream's `db.f`, same reason).
+ *
+ * The connections are deliberately never closed while the process lives: SQLite's close-time
+ * checkpoint would delete the -wal and force a new generation on the next start. Litestream
+ * 0.3.10+ prevents that with SQLITE_FCNTL_PERSIST_WAL, which better-sqlite3 does not expose;
+ * the CLI ends with process.exit(), which skips the close.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import Database from 'better-sqlite3';
+import type { DBConfig } from '../config/types.js';
+import { LsinitError } from '../errors.js';
+import { hex8 } from '../format/paths.js';
+import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, frameAlign } from '../format/wal.js';
+import type { Logger } from '../log/logger.js';
+import type { Pos } from '../replica/client.js';
+import { copyToShadow, fileSize, initShadow, openShadow, readExact, readWALHeaderFile, type ShadowState } from './shadow.js';
+
+const MAX_INDEX = 0x7fffffff;
+const BUSY_TIMEOUT_MS = 1000;
+const SHADOW_RE = /^([0-9a-f]{8})\.wal$/;
+
+export type CheckpointMode = 'PASSIVE' | 'FULL' | 'RESTART' | 'TRUNCATE';
+
+export interface DBStats {
+  syncs: number;
+  syncErrors: number;
+  syncSeconds: number;
+  checkpoints: Record<string, { count: number; errors: number; seconds: number }>;
+  totalWALBytes: number;
+}
+
+export class DB {
+  readonly path: string;
+  readonly walPath: string;
+  readonly metaPath: string;
+  readonly cfg: DBConfig;
+  private readonly log: Logger;
+  private conn: Database.Database | undefined;
+  private rconn: Database.Database | undefined;
+  private dbFd: number | undefined;
+  pageSize = 0;
+  generation: string | undefined;
+  index = 0;
+  private shadow: ShadowState | undefined;
+  private snapshotting = 0;
+  private readonly listeners = new Set<() => void>();
+  /** Lowest WAL index any replica still needs (set by the controller), for shadow cleanup. */
+  minReplicaIndex: (generation: string) => number = () => 0;
+  readonly stats: DBStats = { syncs: 0, syncErrors: 0, syncSeconds: 0, checkpoints: {}, totalWALBytes: 0 };
+  private now: () => number;
+
+  constructor(cfg: DBConfig, log: Logger, opts: { now?: () => number } = {}) {
+    this.cfg = cfg;
+    this.path = cfg.path;
+    this.walPath = `${cfg.path}-wal`;
+    this.metaPath = cfg.metaPath;
+    this.log = log;
+    this.now = opts.now ?? Date.now;
+  }
+
+  get opened(): boolean {
+    return this.conn !== undefined;
+  }
+
+  onChange(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private generationDir(gen: string): string {
+    return join(this.metaPath, 'generations', gen, 'wal');
+  }
+
+  shadowPath(gen: string, index: number): string {
+    return join(this.generationDir(gen), `${hex8(index)}.wal`);
+  }
+
+  /** Open SQLite and the shadow state once the database file exists. Returns false while it does not. */
+  init(): boolean {
+    if (this.conn) return true;
+    if (!existsSync(dirname(this.path))) {
+      throw new LsinitError('LSINIT_ERR_DB', `database directory does not exist: ${dirname(this.path)} (create it, or fix dbs[].path)`, { fields: { path: this.path } });
+    }
+    if (!existsSync(this.path)) return false;
+    checkIsSQLite(this.path);
+    let conn: Database.Database | undefined;
+    let rconn: Database.Database | undefined;
+    try {
+      conn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
+      const mode = String(conn.pragma('journal_mode = wal', { simple: true }));
+      if (mode !== 'wal') {
+        throw new LsinitError('LSINIT_ERR_DB', `${this.path}: cannot switch to WAL mode (journal_mode is ${mode}); stop other writers and retry`);
+      }
+      conn.pragma('wal_autocheckpoint = 0');
+      conn.exec('CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);');
+      conn.exec('CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);');
+      rconn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
+      rconn.pragma('wal_autocheckpoint = 0');
+      this.pageSize = Number(conn.pragma('page_size', { simple: true }));
+      this.dbFd = openSync(this.path, 'r');
+    } catch (err) {
+      if (err instanceof LsinitError) throw err;
+      throw new LsinitError('LSINIT_ERR_DB', `${this.path}: cannot open database: ${(err as Error).message}`, { cause: err });
+    }
+    this.conn = conn;
+    this.rconn = rconn;
+    this.acquireReadLock();
+    mkdirSync(this.metaPath, { recursive: true });
+    this.loadGeneration();
+    return true;
+  }
+
+  private acquireReadLock(): void {
+    this.rconn!.exec('BEGIN');
+    this.rconn!.prepare('SELECT COUNT(1) FROM _litestream_seq').get();
+  }
+
+  private releaseReadLock(): void {
+    if (this.rconn?.inTransaction) this.rconn.exec('ROLLBACK');
+  }
+
+  /** Pick up the generation and shadow left by a previous run, if still consistent. */
+  private loadGeneration(): void {
+    const genFile = join(this.metaPath, 'generation');
+    let gen: string | undefined;
+    try {
+      gen = readFileSync(genFile, 'utf8').trim();
+    } catch {
+      gen = undefined;
+    }
+    if (!gen || !/^[0-9a-f]{16}$/.test(gen)) return;
+    const dir = this.generationDir(gen);
+    const indexes = existsSync(dir) ? readdirSync(dir).map((n) => SHADOW_RE.exec(n)).filter((m) => m !== null).map((m) => Number.parseInt(m[1]!, 16)) : [];
+    if (existsSync(dir)) for (const n of readdirSync(dir)) if (n.endsWith('.tmp')) rmSync(join(dir, n), { force: true });
+    if (indexes.length === 0) return;
+    const index = Math.max(...indexes);
+    const st = openShadow(this.shadowPath(gen, index));
+    const real = readWALHeaderFile(this.walPath);
+    // Litestream's verifyHeadersMatch: a restart after the WAL changed starts a new generation.
+    if (!st || !real || !st.headerBytes.equals(real)) {
+      this.log.info('shadow WAL does not match the real WAL; a new generation will start', { generation: gen });
+      rmSync(genFile, { force: true });
+      return;
+    }
+    this.generation = gen;
+    this.index = index;
+    this.shadow = st;
+    this.log.info('continuing generation', { generation: gen, index: hex8(index), offset: st.size });
+  }
+
+  pos(): Pos | undefined {
+    if (!this.generation || !this.shadow) return undefined;
+    return { generation: this.generation, index: this.index, offset: this.shadow.size };
+  }
+
+  /** Committed size of a shadow index (what replicas may ship), or -1 when it does not exist. */
+  shadowSize(gen: string, index: number): number {
+    if (gen === this.generation && index === this.index && this.shadow) return this.shadow.size;
+    if (gen !== this.generation || index > this.index) return -1;
+    return fileSize(this.shadowPath(gen, index));
+  }
+
+  /** One tick (DB.Sync): copy new committed frames to the shadow, start generations, checkpoint. */
+  sync(): boolean {
+    const t0 = performance.now();
+    try {
+      if (!this.init()) return false;
+      const changed = this.syncInner();
+      this.stats.syncs++;
+      if (changed) for (const l of this.listeners) l();
+      return changed;
+    } catch (err) {
+      this.stats.syncErrors++;
+      throw err;
+    } finally {
+      this.stats.syncSeconds += (performance.now() - t0) / 1000;
+    }
+  }
+
+  private syncInner(): boolean {
+    this.ensureWALExists();
+    const v = this.verify();
+    let changed = false;
+    if (v.reason) {
+      this.createGeneration(v.reason);
+      changed = true;
+    } else {
+      const added = copyToShadow(this.shadow!, this.shadowPath(this.generation!, this.index), this.walPath);
+      this.stats.totalWALBytes += added;
+      changed = added > 0;
+      if (v.restart) {
+        // The WAL was restarted by someone else after our last copy, and the frames we last
+        // copied are intact: continue in the next index rather than a new generation.
+        this.startNextIndex();
+        changed = true;
+      }
+    }
+    if (this.maybeCheckpoint()) changed = true;
+    this.clean();
+    return changed;
+  }
+
+  private ensureWALExists(): void {
+    if (fileSize(this.walPath) >= WAL_HEADER_SIZE) return;
+    this.conn!.prepare('INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1').run();
+  }
+
+  private verify(): { reason?: string; restart: boolean } {
+    if (!this.generation || !this.shadow) return { reason: 'no generation exists', restart: false };
+    if (this.index >= MAX_INDEX) return { reason: 'max index exceeded', restart: false };
+    if (!existsSync(this.shadowPath(this.generation, this.index))) return { reason: 'no shadow wal', restart: false };
+    if (this.shadow.size < WAL_HEADER_SIZE) return { reason: 'short shadow wal', restart: false };
+    const realSize = frameAlign(Math.max(0, fileSize(this.walPath)), this.shadow.header.pageSize);
+    if (this.shadow.size > realSize) return { reason: 'wal truncated by another process', restart: false };
+    const real = readWALHeaderFile(this.walPath);
+    const restart = !real || !real.equals(this.shadow.headerBytes);
+    if (restart && !this.shadow.lastFrame) return { reason: 'wal header only, mismatched', restart };
+    if (this.shadow.lastFrame) {
+      const fs = FRAME_HEADER_SIZE + this.shadow.header.pageSize;
+      const fd = openSync(this.walPath, 'r');
+      try {
+        const cur = readExact(fd, fs, this.shadow.size - fs);
+        if (!cur || !cur.equals(this.shadow.lastFrame)) return { reason: 'wal overwritten by another process', restart };
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return { restart };
+  }
+
+  private createGeneration(reason: string): void {
+    const gen = randomBytes(8).toString('hex');
+    mkdirSync(this.generationDir(gen), { recursive: true });
+    const st = initShadow(this.shadowPath(gen, 0), this.walPath);
+    if (!st) throw new LsinitError('LSINIT_ERR_DB', `${this.walPath}: WAL missing while starting a generation`);
+    const genFile = join(this.metaPath, 'generation');
+    writeFileSync(`${genFile}.tmp`, `${gen}\n`);
+    renameSync(`${genFile}.tmp`, genFile);
+    this.generation = gen;
+    this.index = 0;
+    this.shadow = st;
+    this.stats.totalWALBytes += st.size;
+    this.log.info('sync: new generation', { generation: gen, reason });
+  }
+
+  private startNextIndex(): void {
+    const st = initShadow(this.shadowPath(this.generation!, this.index + 1), this.walPath);
+    if (!st) throw new LsinitError('LSINIT_ERR_DB', `${this.walPath}: WAL disappeared during a restart`);
+    this.index++;
+    this.shadow = st;
+    this.stats.totalWALBytes += st.size;
+  }
+
+  /** Checkpoint policy (reference §2.5), with forced checkpoints bounded by checkpoint-busy-timeout. */
+  private maybeCheckpoint(): boolean {
+    const st = this.shadow!;
+    const fs = FRAME_HEADER_SIZE + this.pageSize;
+    const pages = (st.size - WAL_HEADER_SIZE) / fs;
+    let mode: CheckpointMode | undefined;
+    if (this.cfg.maxCheckpointPageCount > 0 && pages >= this.cfg.maxCheckpointPageCount) mode = 'RESTART';
+    else if (pages >= this.cfg.minCheckpointPageCount) mode = 'PASSIVE';
+    else if (this.cfg.checkpointIntervalMs > 0 && pages > 1 && this.now() - statSync(this.path).mtimeMs > this.cfg.checkpointIntervalMs) mode = 'PASSIVE';
+    if (!mode) return false;
+    return this.checkpoint(mode);
+  }
+
+  /** Run a checkpoint; when it restarts the WAL, finish the old index and start the next. */
+  checkpoint(mode: CheckpointMode): boolean {
+    if (this.snapshotting > 0 || !this.conn) return false; // a snapshot is reading the file (Litestream #477)
+    const t0 = performance.now();
+    const stat = (this.stats.checkpoints[mode] ??= { count: 0, errors: 0, seconds: 0 });
+    const gen = this.generation!;
+    const before = readWALHeaderFile(this.walPath);
+    copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
+    this.releaseReadLock();
+    try {
+      if (mode !== 'PASSIVE') this.conn.pragma(`busy_timeout = ${this.cfg.checkpointBusyTimeoutMs}`);
+      this.conn.pragma(`wal_checkpoint(${mode})`);
+    } catch (err) {
+      stat.errors++;
+      this.log.warn('checkpoint failed', { mode, error: (err as Error).message });
+    } finally {
+      if (mode !== 'PASSIVE') this.conn.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.acquireReadLock();
+    }
+    stat.count++;
+    // This write makes SQLite restart the WAL if the checkpoint was complete and no reader pins it.
+    this.conn.prepare('INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1').run();
+    const after = readWALHeaderFile(this.walPath);
+    let restarted = false;
+    if (before && after && !before.equals(after)) {
+      // Under the write lock, pick up old-salt frames still past the new WAL's write position,
+      // then start the next index from the new header.
+      try {
+        this.conn.exec('BEGIN IMMEDIATE');
+        try {
+          copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
+          this.startNextIndex();
+          restarted = true;
+        } finally {
+          this.conn.exec('ROLLBACK');
+        }
+      } catch (err) {
+        // Next sync's verify() sees the restart and either continues or starts a new generation.
+        this.log.warn('could not take the write lock after a WAL restart', { error: (err as Error).message });
+      }
+    }
+    stat.seconds += (performance.now() - t0) / 1000;
+    this.log.debug('checkpoint', { mode, restarted, index: hex8(this.index) });
+    return restarted;
+  }
+
+  /** Remove other generations' shadow dirs and shadow files no replica needs any more. */
+  private clean(): void {
+    const gensDir = join(this.metaPath, 'generations');
+    if (existsSync(gensDir)) {
+      for (const g of readdirSync(gensDir)) if (g !== this.generation) rmSync(join(gensDir, g), { recursive: true, force: true });
+    }
+    const min = this.minReplicaIndex(this.generation!);
+    if (min <= 1) return;
+    const dir = this.generationDir(this.generation!);
+    for (const n of readdirSync(dir)) {
+      const m = SHADOW_RE.exec(n);
+      if (m && Number.parseInt(m[1]!, 16) < min - 1) rmSync(join(dir, n), { force: true });
+    }
+  }
+
+  /**
+   * Snapshot: copy the shadow first (so every frame that could be back-filled into the file
+   * while we read it is in this index's segments: snapshot N ⊆ replay of WAL N), then stream
+   * the database file through the long-lived descriptor. Checkpoints are skipped until done.
+   */
+  beginSnapshot(): { generation: string; index: number; size: number; stream: Readable } {
+    if (!this.init() || !this.generation) throw new LsinitError('LSINIT_ERR_DB', `${this.path}: no generation yet`);
+    copyToShadow(this.shadow!, this.shadowPath(this.generation, this.index), this.walPath);
+    this.snapshotting++;
+    const fd = this.dbFd!;
+    const size = fstatSync(fd).size;
+    let pos = 0;
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        this.snapshotting--;
+      }
+    };
+    const stream = new Readable({
+      highWaterMark: 1 << 20,
+      read(n) {
+        if (pos >= size) {
+          this.push(null);
+          return;
+        }
+        const len = Math.min(Math.max(n, 1 << 20), size - pos);
+        const b = Buffer.allocUnsafe(len);
+        const got = readSync(fd, b, 0, len, pos);
+        pos += got;
+        this.push(got > 0 ? b.subarray(0, got) : null);
+      },
+      destroy(err, cb) {
+        release();
+        cb(err);
+      },
+    });
+    stream.on('end', release);
+    return { generation: this.generation, index: this.index, size, stream };
+  }
+
+  /** Checksum-free identity used by tests and `databases`: size and WAL size. */
+  sizes(): { db: number; wal: number } {
+    return { db: Math.max(0, fileSize(this.path)), wal: Math.max(0, fileSize(this.walPath)) };
+  }
+
+  /**
+   * Release the read lock so other processes can checkpoint. The connections stay open until
+   * the process exits (see the header comment); `closeConnections` is for in-process tests.
+   */
+  stop(): void {
+    try {
+      this.releaseReadLock();
+    } catch {
+      /* ignore */
+    }
+  }
+
+  closeConnections(): void {
+    this.stop();
+    this.rconn?.close();
+    this.conn?.close();
+    if (this.dbFd !== undefined) closeSync(this.dbFd);
+    this.rconn = this.conn = this.dbFd = undefined;
+  }
+}
+
+function checkIsSQLite(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(16);
+    const n = readSync(fd, b, 0, 16, 0);
+    if (n === 0) return; // an empty file is a new database to SQLite
+    if (n < 16 || b.toString('latin1') !== 'SQLite format 3\u0000') {
+      throw new LsinitError('LSINIT_ERR_DB', `${path} is not an SQLite database (bad header); check dbs[].path`, { fields: { path } });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
