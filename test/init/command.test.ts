@@ -1,0 +1,144 @@
+/** runInit: flags, config discovery and precedence, the command sources, env stripping; and real-signal shutdown as PID 1. */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Config } from '../../src/config/types.js';
+import { LsinitError } from '../../src/errors.js';
+import { runInit, type InitDeps } from '../../src/init/command.js';
+import { FakeController, FakeSignals, FIXTURES, launch, memoryLogger, readEvents, tmp, waitFor } from './helpers.js';
+
+function config(over: Partial<Config> = {}): Config {
+  return { dbs: [], logging: { level: 'info', type: 'text', stderr: true }, init: {}, warnings: [], ...over };
+}
+
+function deps(over: Partial<InitDeps> = {}) {
+  const log = memoryLogger();
+  const loaded: string[] = [];
+  const controllers: FakeController[] = [];
+  const d: InitDeps = {
+    log,
+    signals: new FakeSignals(),
+    reap: false,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    defaultConfigPath: '/nonexistent/litestream.yml',
+    loadConfig: async (o) => {
+      loaded.push(`${o.path ?? ''}${o.expandEnv ? '' : ' (no-expand)'}`);
+      return config();
+    },
+    createController: () => {
+      const c = new FakeController();
+      controllers.push(c);
+      return c;
+    },
+    ...over,
+  };
+  return { d, log, loaded, controllers };
+}
+
+test('-h prints usage and returns 0; usage errors are LSINIT_ERR_USAGE', async () => {
+  let printed = '';
+  assert.equal(await runInit(['-h'], { ...deps().d, stdout: (t) => (printed += t) }), 0);
+  assert.match(printed, /-shutdown-timeout DUR/);
+  for (const bad of [[], ['-nope', '--', 'x'], ['app'], ['-exec', '"unterminated']]) {
+    await assert.rejects(runInit(bad, deps().d), (e: unknown) => e instanceof LsinitError && e.code === 'LSINIT_ERR_USAGE', JSON.stringify(bad));
+  }
+});
+
+test('without a config lsinit is a plain init: no config loaded, no controller', async () => {
+  const { d, loaded, controllers } = deps();
+  assert.equal(await runInit(['--', 'sh', '-c', 'exit 4'], d), 4);
+  assert.deepEqual(loaded, []);
+  assert.equal(controllers.length, 0);
+});
+
+test('config discovery: -config, then $LITESTREAM_CONFIG, then the default path if it exists', async (t) => {
+  const dir = tmp(t);
+  const dflt = join(dir, 'litestream.yml');
+  writeFileSync(dflt, 'dbs: []\n');
+  let x = deps({ defaultConfigPath: dflt, env: { PATH: process.env.PATH, LITESTREAM_CONFIG: '/env.yml' } });
+  await runInit(['-config', '/flag.yml', '-no-expand-env', '--', 'true'], x.d);
+  assert.deepEqual(x.loaded, ['/flag.yml (no-expand)']);
+  assert.equal(x.controllers.length, 1);
+  x = deps({ defaultConfigPath: dflt, env: { PATH: process.env.PATH, LITESTREAM_CONFIG: '/env.yml' } });
+  await runInit(['--', 'true'], x.d);
+  assert.deepEqual(x.loaded, ['/env.yml']);
+  x = deps({ defaultConfigPath: dflt });
+  await runInit(['--', 'true'], x.d);
+  assert.deepEqual(x.loaded, [dflt]);
+});
+
+test('the command comes from --, else -exec, else config exec:; flags override config init:', async () => {
+  const { d, log } = deps({
+    loadConfig: async () => config({ exec: `sh -c 'exit 6'`, init: { shutdownTimeoutMs: 4000, processGroup: true } }),
+  });
+  assert.equal(await runInit(['-config', '/c.yml'], d), 6);
+  assert.equal(log.lines[0]?.fields.shutdown_timeout, '4s');
+  assert.equal(log.lines[0]?.fields.process_group, true);
+  const x = deps({ loadConfig: async () => config({ exec: 'false', init: { shutdownTimeoutMs: 4000 } }) });
+  assert.equal(await runInit(['-config', '/c.yml', '-shutdown-timeout', '2s', '-process-group=false', '-exec', `sh -c "exit 5"`], x.d), 5);
+  assert.equal(x.log.lines[0]?.fields.shutdown_timeout, '2s');
+  assert.equal(x.log.lines[0]?.fields.process_group, false);
+});
+
+test('-strip-credentials removes replica credentials from the app env; without it the env passes through', async (t) => {
+  const dir = tmp(t);
+  const env = { PATH: process.env.PATH, FOO: 'bar', AWS_SECRET_ACCESS_KEY: 's', LITESTREAM_ACCESS_KEY_ID: 'k', AZURE_STORAGE_KEY: 'a' };
+  const dump = [process.execPath, join(FIXTURES, 'env-dump.mjs')];
+  const out1 = join(dir, 'stripped.json');
+  assert.equal(await runInit(['-strip-credentials', '--', ...dump], deps({ env: { ...env, OUT: out1 } }).d), 0);
+  assert.deepEqual(JSON.parse(readFileSync(out1, 'utf8')), { PATH: process.env.PATH, FOO: 'bar', OUT: out1 });
+  const out2 = join(dir, 'kept.json');
+  assert.equal(await runInit(['--', ...dump], deps({ env: { ...env, OUT: out2 } }).d), 0);
+  assert.deepEqual(JSON.parse(readFileSync(out2, 'utf8')), { ...env, OUT: out2 });
+});
+
+test('as PID 1: SIGTERM to an app that ignores it → SIGKILL at the app budget, final sync, exit within the budget', async (t) => {
+  const dir = tmp(t);
+  const out = join(dir, 'signals');
+  const events = join(dir, 'events');
+  const run = launch(['-config', '/fake.yml', '-shutdown-timeout', '2s', '--', process.execPath, join(FIXTURES, 'signals-app.mjs')], {
+    pid1: true, env: { OUT: out, IGNORE_TERM: '1' }, controller: { events },
+  });
+  await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
+  const pid = await run.lsinitPid();
+  const t0 = Date.now();
+  process.kill(pid, 'SIGTERM');
+  const end = await run.exited;
+  assert.equal(end.code, 137, run.stderr());
+  const ev = readEvents(events);
+  assert.deepEqual(ev.map((e) => e.type), ['restore', 'start', 'close', 'closed']);
+  const close = ev[2]!;
+  assert.ok(close.t - t0 >= 950, `SIGKILL after the 1 s app budget (+${close.t - t0} ms)`);
+  assert.ok(end.at - t0 < 2300, `lsinit exited ${end.at - t0} ms after SIGTERM (budget 2 s)`);
+});
+
+test('as PID 1: two SIGTERMs 100 ms apart end everything at once', async (t) => {
+  const dir = tmp(t);
+  const out = join(dir, 'signals');
+  const events = join(dir, 'events');
+  const run = launch(['-config', '/fake.yml', '-shutdown-timeout', '30s', '--', process.execPath, join(FIXTURES, 'signals-app.mjs')], {
+    pid1: true, env: { OUT: out, IGNORE_TERM: '1' }, controller: { events, closeDelayMs: 20_000 },
+  });
+  await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
+  const pid = await run.lsinitPid();
+  const t0 = Date.now();
+  process.kill(pid, 'SIGTERM');
+  await new Promise((r) => setTimeout(r, 100));
+  process.kill(pid, 'SIGTERM');
+  const end = await run.exited;
+  assert.equal(end.code, 137);
+  assert.ok(end.at - t0 < 1000, `${end.at - t0} ms`);
+  assert.match(run.stderr(), /second stop signal/);
+  assert.deepEqual(readEvents(events).filter((e) => e.type === 'close').map((e) => e.fast), [true]);
+});
+
+test('as PID 1: restore failure → the app is never started, exit 1', async (t) => {
+  const dir = tmp(t);
+  const marker = join(dir, 'started');
+  const events = join(dir, 'events');
+  const run = launch(['-config', '/fake.yml', '--', join(FIXTURES, 'marker.sh'), marker], { pid1: true, controller: { events, restoreFail: true } });
+  assert.equal((await run.exited).code, 1);
+  assert.equal(existsSync(marker), false);
+  assert.match(run.stderr(), /restore failed; not starting the app/);
+});

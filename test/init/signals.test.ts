@@ -1,0 +1,93 @@
+/** Real signals sent from the host namespace to lsinit running as PID 1 (`unshare --pid`), as runc does. */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FORWARDED_SIGNALS, STOP_SIGNALS } from '../../src/init/signals.js';
+import { FIXTURES, launch, readLines, sleep, tmp, waitFor } from './helpers.js';
+
+const APP = [process.execPath, join(FIXTURES, 'signals-app.mjs')];
+
+function listening9229(): boolean {
+  // 9229 = 0x2405; state 0A = LISTEN.
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (existsSync(f) && readFileSync(f, 'utf8').split('\n').some((l) => /:2405 \S+ 0A /.test(l))) return true;
+  }
+  return false;
+}
+
+async function matrix(t: { after: (fn: () => void) => void }, flags: string[], stop: NodeJS.Signals) {
+  const dir = tmp(t);
+  const out = join(dir, 'signals');
+  const run = launch([...flags, '--', ...APP], { pid1: true, env: { OUT: out } });
+  await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
+  const pid = await run.lsinitPid();
+  const sent = FORWARDED_SIGNALS.filter((s) => !STOP_SIGNALS.has(s));
+  for (const [i, sig] of sent.entries()) {
+    // Swallowed job-control signals go in between: they must never reach the app.
+    if (sig === 'SIGWINCH') {
+      process.kill(pid, 'SIGTTIN');
+      process.kill(pid, 'SIGTTOU');
+    }
+    process.kill(pid, sig);
+    await waitFor(() => readLines(out).length === i + 1 || undefined, 5000, `${sig} to arrive`);
+  }
+  assert.equal(listening9229(), false, 'SIGUSR1 did not open the inspector');
+  process.kill(pid, stop);
+  const end = await run.exited;
+  assert.equal(end.code, 0, run.stderr());
+  assert.deepEqual(readLines(out), [...sent, stop], 'each forwarded signal arrived exactly once, in order');
+  assert.doesNotMatch(run.stderr(), /Debugger listening/);
+}
+
+test('as PID 1, every forwardable signal reaches the app exactly once; TTIN/TTOU are swallowed; USR1 opens no inspector', async (t) => {
+  await matrix(t, [], 'SIGTERM');
+});
+
+test('the same matrix in process-group mode, ended by SIGINT (Fly.io)', async (t) => {
+  await matrix(t, ['-process-group'], 'SIGINT');
+});
+
+test('SIGQUIT is forwarded as a stop signal too', async (t) => {
+  const dir = tmp(t);
+  const out = join(dir, 'signals');
+  const run = launch(['--', ...APP], { pid1: true, env: { OUT: out } });
+  await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
+  process.kill(await run.lsinitPid(), 'SIGQUIT');
+  assert.equal((await run.exited).code, 0);
+  assert.deepEqual(readLines(out), ['SIGQUIT']);
+});
+
+test('signal rewrite: HUP arrives as USR2, USR1 is dropped, others untouched', async (t) => {
+  const dir = tmp(t);
+  const out = join(dir, 'signals');
+  const run = launch(['-signal-rewrite', 'HUP:USR2', '-signal-rewrite=USR1:0', '--', ...APP], { pid1: true, env: { OUT: out } });
+  await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
+  const pid = await run.lsinitPid();
+  process.kill(pid, 'SIGHUP');
+  await waitFor(() => readLines(out).length === 1 || undefined, 5000, 'HUP');
+  process.kill(pid, 'SIGUSR1');
+  process.kill(pid, 'SIGWINCH');
+  await waitFor(() => readLines(out).length === 2 || undefined, 5000, 'WINCH');
+  process.kill(pid, 'SIGTERM');
+  assert.equal((await run.exited).code, 0);
+  assert.deepEqual(readLines(out), ['SIGUSR2', 'SIGWINCH', 'SIGTERM']);
+});
+
+test('-process-group: a signal the app ignores still reaches its children; without it, only the app gets it', async (t) => {
+  const dir = tmp(t);
+  const app = [process.execPath, join(FIXTURES, 'pgroup-app.mjs')];
+  const group = launch(['-process-group', '--', ...app], { pid1: true, env: { OUT: join(dir, 'g') } });
+  await waitFor(() => existsSync(join(dir, 'g.ready')), 10_000, 'group app ready');
+  process.kill(await group.lsinitPid(), 'SIGUSR1');
+  assert.equal((await group.exited).code, 7, group.stderr());
+
+  const single = launch(['--', ...app], { pid1: true, env: { OUT: join(dir, 's') } });
+  await waitFor(() => existsSync(join(dir, 's.ready')), 10_000, 'single app ready');
+  const pid = await single.lsinitPid();
+  process.kill(pid, 'SIGUSR1');
+  await sleep(300);
+  assert.equal(single.child.exitCode, null, 'the sleep survived: USR1 went to the app only');
+  process.kill(pid, 'SIGTERM');
+  assert.equal((await single.exited).code, 143);
+});
