@@ -159,6 +159,41 @@ describe('gcs client', () => {
     assert.deepEqual(await buffer(await c.snapshotReader(G, 4)), data);
   });
 
+  it('a download that stalls is aborted as transient; a slow consumer is not a stall', { timeout: 30_000 }, async () => {
+    const c = client({ stallMs: 300, retry: { attempts: 1 } });
+    // Larger than every buffer between the socket and the consumer, so the source really pauses.
+    const data = randomBytes(12 << 20);
+    await c.writeSnapshot(G, 6, data);
+    gcs.server.fault = (method, _path, q) => (method === 'GET' && q.get('alt') === 'media' ? 'hang' : undefined);
+    try {
+      const t0 = Date.now();
+      await assert.rejects(async () => buffer(await c.snapshotReader(G, 6)), { code: 'LSINIT_ERR_REPLICA', transient: true });
+      assert.ok(Date.now() - t0 < 5_000);
+    } finally {
+      gcs.server.fault = undefined;
+    }
+    // The consumer stops reading for 3x stallMs after the first chunk: the source pauses, never stalls.
+    const r = await c.snapshotReader(G, 6);
+    const got: Buffer[] = [];
+    for await (const chunk of r) {
+      if (got.length === 0) await new Promise((res) => setTimeout(res, 900));
+      got.push(chunk as Buffer);
+    }
+    assert.deepEqual(Buffer.concat(got), data);
+  });
+
+  it('a streamed upload whose chunk request hangs is aborted as transient', { timeout: 30_000 }, async () => {
+    const c = client({ stallMs: 300, chunkSize: 256 * 1024 });
+    gcs.server.fault = (method) => (method === 'PUT' ? 'hang' : undefined);
+    try {
+      const t0 = Date.now();
+      await assert.rejects(c.writeSnapshot(G, 7, Readable.from([randomBytes(1 << 20)])), { code: 'LSINIT_ERR_REPLICA', transient: true });
+      assert.ok(Date.now() - t0 < 5_000);
+    } finally {
+      gcs.server.fault = undefined;
+    }
+  });
+
   it('a streamed upload during an outage fails transient within the bounded resumable retries', { timeout: 60_000 }, async () => {
     const c = client();
     await gcs.server.stop();

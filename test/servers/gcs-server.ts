@@ -60,7 +60,7 @@ export class GcsTestServer {
    * Test hook: return an HTTP status to fail a request with (e.g. 503, 403) before it is served,
    * the way the real service fails during an incident or for a caller without permission.
    */
-  fault: ((method: string, path: string) => number | undefined) | undefined;
+  fault: ((method: string, path: string, query: URLSearchParams) => number | 'hang' | undefined) | undefined;
   private portNum = 0;
 
   /** Listen on 127.0.0.1; the first start picks a free port, later starts reuse it. */
@@ -129,7 +129,9 @@ export class GcsTestServer {
     res.on('finish', () => {
       this.requests.push({ method, path: '/' + segs.join('/'), query: Object.fromEntries(q), status: res.statusCode });
     });
-    const injected = this.fault?.(method, '/' + segs.join('/'));
+    const injected = this.fault?.(method, '/' + segs.join('/'), q);
+    // 'hang': accept the request and never answer (a stuck connection); stop() ends it.
+    if (injected === 'hang') return;
     if (injected !== undefined) {
       await drain(req);
       const reason = injected === 403 ? 'forbidden' : injected === 401 ? 'required' : 'backendError';

@@ -34,11 +34,16 @@ export interface GcsClientOptions extends GcsSettings {
   retry?: RetryOptions;
   /** Resumable upload chunk size (a multiple of 256 KiB). */
   chunkSize?: number;
+  /** Abort a download or streamed upload after this long without progress (default 60 s). */
+  stallMs?: number;
 }
 
 const TYPE = 'gcs';
 const CHUNK_SIZE = 8 << 20;
+/** Deadline of one JSON call (list, delete, simple upload of a small body). */
 const REQUEST_TIMEOUT_MS = 60_000;
+/** Transfers of any size are aborted only when they make no progress this long. */
+const STALL_MS = 60_000;
 const DELETE_CONCURRENCY = 8;
 const CONTENT_TYPE = 'application/octet-stream';
 /** google-auth-library failures: no ADC, an unreadable key file, a refused token exchange. */
@@ -49,9 +54,16 @@ export class GcsReplicaClient implements ReplicaClient {
   readonly bucketName: string;
   readonly root: string;
   private readonly storage: Storage;
+  /** JSON calls and simple uploads: a total deadline per request, no library retries (withRetry does them). */
   private readonly bucket: Bucket;
-  /** Same auth, but with bounded library retries: only used for resumable (stream) uploads. */
+  /**
+   * Downloads: the library applies a Service `timeout` to the whole body, which would kill any
+   * snapshot that takes longer to fetch; so no timeout here, and a stall guard instead.
+   */
+  private readonly downloadBucket: Bucket;
+  /** Resumable (stream) uploads: bounded library retries that resume the session; stall guard. */
   private readonly uploadBucket: Bucket;
+  private readonly stallMs: number;
   private readonly retry: RetryOptions;
   private readonly chunkSize: number;
 
@@ -60,7 +72,8 @@ export class GcsReplicaClient implements ReplicaClient {
     this.root = opts.path;
     this.retry = opts.retry ?? {};
     this.chunkSize = opts.chunkSize ?? CHUNK_SIZE;
-    const base: StorageOptions = { timeout: REQUEST_TIMEOUT_MS };
+    this.stallMs = opts.stallMs ?? STALL_MS;
+    const base: StorageOptions = {};
     if (opts.endpoint) {
       // A custom endpoint gets no credentials (the library skips auth for it), and an explicit
       // project id keeps google-auth-library from probing ADC or the metadata server.
@@ -68,13 +81,14 @@ export class GcsReplicaClient implements ReplicaClient {
       base.projectId = opts.projectId ?? 'lsinit';
       base.useAuthWithCustomEndpoint = isGoogleHost(opts.endpoint);
     }
-    this.storage = newStorage({
-      ...base,
-      retryOptions: { autoRetry: false, idempotencyStrategy: IdempotencyStrategy.RetryNever },
-    });
+    const noRetry = { autoRetry: false, idempotencyStrategy: IdempotencyStrategy.RetryNever };
+    this.storage = newStorage({ ...base, timeout: REQUEST_TIMEOUT_MS, retryOptions: noRetry });
+    // The other instances share the first one's auth client, so credentials load (and tokens refresh) once.
+    const authClient = this.storage.authClient as NonNullable<StorageOptions['authClient']>;
+    const downloads = newStorage({ ...base, authClient, retryOptions: noRetry });
     const uploads = newStorage({
       ...base,
-      authClient: this.storage.authClient as NonNullable<StorageOptions['authClient']>,
+      authClient,
       retryOptions: {
         autoRetry: true, maxRetries: 3, retryDelayMultiplier: 2, maxRetryDelay: 8, totalTimeout: 60,
         // Rewriting an object under the same name with the same bytes is idempotent for us.
@@ -83,6 +97,7 @@ export class GcsReplicaClient implements ReplicaClient {
       },
     });
     this.bucket = this.storage.bucket(opts.bucket);
+    this.downloadBucket = downloads.bucket(opts.bucket);
     this.uploadBucket = uploads.bucket(opts.bucket);
   }
 
@@ -212,10 +227,17 @@ export class GcsReplicaClient implements ReplicaClient {
         countOp(TYPE, 'PUT', Math.max(0, sent - counted));
         counted = sent;
       });
+      const guard = stallGuard(this.stallMs, () => ws.destroy(this.stalled('PUT', key)), 
+        // Waiting on our own body (not yet ended, room in the upload's buffer) is not the store's stall.
+        () => !ws.writableNeedDrain && !body.readableEnded);
+      for (const ev of ['progress', 'response', 'uri']) ws.on(ev, guard.touch);
+      body.on('data', guard.touch);
       try {
         await pipeline(body, ws);
       } catch (err) {
         throw this.mapError(err, 'PUT', key, {});
+      } finally {
+        guard.stop();
       }
     }
     return { size: Number(file.metadata.size ?? 0), createdAt: timeNs(file.metadata.timeCreated) };
@@ -224,9 +246,13 @@ export class GcsReplicaClient implements ReplicaClient {
   /** Open a validated download; resolves once the response status is known, so 404 rejects here. */
   private reader(key: string, fields: Record<string, unknown>): Promise<Readable> {
     return withRetry(() => new Promise<Readable>((resolve, reject) => {
-      const src = this.bucket.file(key).createReadStream({ validation: 'crc32c' });
+      const src = this.downloadBucket.file(key).createReadStream({ validation: 'crc32c' });
       const out = new PassThrough({ highWaterMark: 1 << 20 });
       let opened = false;
+      // A paused source means the consumer is slow, not the store: that is not a stall.
+      const guard = stallGuard(this.stallMs, () => src.destroy(this.stalled('GET', key)), () => src.isPaused());
+      for (const ev of ['response', 'data', 'resume']) src.on(ev, guard.touch);
+      src.on('close', guard.stop);
       src.on('response', (res: { statusCode?: number; status?: number; headers?: Record<string, unknown> }) => {
         const status = res.statusCode ?? res.status ?? 0;
         if (status < 200 || status >= 300) return; // the error event follows with the body
@@ -245,7 +271,10 @@ export class GcsReplicaClient implements ReplicaClient {
         reject(e);
       });
       // A consumer that gives up early (aborted restore) must not leave the download running.
-      out.on('close', () => src.destroy());
+      out.on('close', () => {
+        guard.stop();
+        src.destroy();
+      });
       src.pipe(out);
     }), this.retry);
   }
@@ -260,6 +289,12 @@ export class GcsReplicaClient implements ReplicaClient {
         throw this.mapError(err, op, key, {});
       }
     }, this.retry);
+  }
+
+  private stalled(op: string, key: string): LsinitError {
+    return new LsinitError('LSINIT_ERR_REPLICA', `gcs bucket "${this.bucketName}": ${op} ${key}: no progress for ${this.stallMs} ms`, {
+      fields: { bucket: this.bucketName, key, op }, transient: true,
+    });
   }
 
   private mapError(err: unknown, op: string, key: string, fields: Record<string, unknown>): LsinitError {
@@ -304,6 +339,23 @@ interface ListedObject {
 function libRetryable(e: { code?: unknown; errors?: { reason?: unknown }[] }): boolean {
   if (typeof e.code === 'number') return e.code >= 500 || e.code === 429 || e.code === 408;
   return isTransient(e) || (e.errors ?? []).some((x) => typeof x.reason === 'string' && isTransient({ code: x.reason }));
+}
+
+/**
+ * Calls `onStall` when `touch` has not been called for `ms`, except while `excused()` says the wait
+ * is on our side (a paused consumer). A total timeout would abort large transfers that are healthy.
+ */
+function stallGuard(ms: number, onStall: () => void, excused: () => boolean): { touch: () => void; stop: () => void } {
+  let last = Date.now();
+  const timer = setInterval(() => {
+    if (excused()) last = Date.now();
+    else if (Date.now() - last > ms) {
+      clearInterval(timer);
+      onStall();
+    }
+  }, Math.max(10, Math.min(1000, ms / 4)));
+  timer.unref();
+  return { touch: () => void (last = Date.now()), stop: () => clearInterval(timer) };
 }
 
 function timeNs(t: unknown): bigint {
