@@ -82,9 +82,12 @@ export class Replica {
         this.pos = await this.calcPos(dpos.generation, opts);
         this.log.debug('replica position', { position: formatPos(this.pos) });
       }
+      // Ship up to where the shadow was when this sync began: one PUT per index touched, not
+      // a chase after every commit that lands while an upload is in flight.
       for (;;) {
         const p: Pos = this.pos!;
-        const end = this.db.shadowSize(p.generation, p.index);
+        if (p.generation !== dpos.generation || p.index > dpos.index || (p.index === dpos.index && p.offset >= dpos.offset)) break;
+        const end = p.index === dpos.index ? dpos.offset : this.db.shadowSize(p.generation, p.index);
         if (end < 0) {
           throw new LsinitError('LSINIT_ERR_REPLICA', `shadow WAL ${hex8(p.index)} of generation ${p.generation} is gone locally; the replica will resync with a snapshot`);
         }
