@@ -48,7 +48,7 @@ export function signalNumber(sig: NodeJS.Signals): number {
 /** Accepts `TERM`, `SIGTERM`, `sigterm` or `15`; `0` only when `allowZero`. */
 export function parseSignal(text: string, allowZero = false): RewriteTarget {
   const t = text.trim().toUpperCase();
-  if (allowZero && t === '0') return 0;
+  if (allowZero && (t === '0' || t === 'SIG0')) return 0;
   if (/^\d+$/.test(t)) {
     const n = Number(t);
     const name = Object.keys(NUMBERS).find((k) => NUMBERS[k] === n);
@@ -63,23 +63,27 @@ export function parseSignal(text: string, allowZero = false): RewriteTarget {
 /** Parses `INT:TERM` pairs (flags) and `{ SIGINT: 'SIGTERM' }` maps (config) into one rewrite table. */
 export function parseRewrite(pairs: readonly string[], fromConfig: Record<string, string> = {}): Map<NodeJS.Signals, RewriteTarget> {
   const out = new Map<NodeJS.Signals, RewriteTarget>();
-  const add = (from: string, to: string, origin: string) => {
-    const f = parseSignal(from);
-    if (f === 0) throw new LsinitError('LSINIT_ERR_USAGE', `signal-rewrite ${origin}: cannot rewrite signal 0`);
-    if (!FORWARDED_SIGNALS.includes(f)) {
-      throw new LsinitError('LSINIT_ERR_USAGE', `signal-rewrite ${origin}: ${f} is not forwarded, so it cannot be rewritten`, {
-        fields: { signal: f },
-      });
+  const add = (from: string, to: string, origin: string, code: 'LSINIT_ERR_USAGE' | 'LSINIT_ERR_CONFIG') => {
+    let f: RewriteTarget;
+    let t: RewriteTarget;
+    try {
+      f = parseSignal(from);
+      t = parseSignal(to, true);
+    } catch (err) {
+      throw new LsinitError(code, `${origin}: ${(err as Error).message}`, { fields: { value: `${from}:${to}` } });
     }
-    out.set(f, parseSignal(to, true));
+    if (f === 0 || !FORWARDED_SIGNALS.includes(f)) {
+      throw new LsinitError(code, `${origin}: ${String(f)} is not forwarded, so it cannot be rewritten`, { fields: { signal: f } });
+    }
+    out.set(f, t);
   };
-  for (const [from, to] of Object.entries(fromConfig)) add(from, String(to), `${from}: ${String(to)}`);
+  for (const [from, to] of Object.entries(fromConfig)) add(from, String(to), `init.signal-rewrite.${from}`, 'LSINIT_ERR_CONFIG');
   for (const pair of pairs) {
     const m = /^([^:]+):([^:]+)$/.exec(pair);
     if (m === null) {
       throw new LsinitError('LSINIT_ERR_USAGE', `-signal-rewrite "${pair}": expected FROM:TO, e.g. INT:TERM`, { fields: { value: pair } });
     }
-    add(m[1] as string, m[2] as string, `"${pair}"`);
+    add(m[1] as string, m[2] as string, `-signal-rewrite "${pair}"`, 'LSINIT_ERR_USAGE');
   }
   return out;
 }

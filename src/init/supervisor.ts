@@ -82,6 +82,10 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
   let onFast: () => void = () => {};
   const fastAbort = new Promise<'fast'>((r) => (onFast = () => r('fast')));
   let appKillTimer: NodeJS.Timeout | undefined;
+  // Resolves if the app outlives its SIGKILL (uninterruptible sleep on a dead NFS mount, say): the
+  // final sync must not wait on it.
+  let onStuck: () => void = () => {};
+  const stuck = new Promise<'stuck'>((r) => (onStuck = () => r('stuck')));
 
   const forward = (sig: NodeJS.Signals) => {
     const target = rewrite.get(sig) ?? sig;
@@ -99,6 +103,7 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
     if (app?.alive() !== true) return;
     log.warn(why, { pid: app.pid, to: processGroup ? 'group' : 'app' });
     app.kill('SIGKILL', processGroup);
+    setTimeout(onStuck, Math.min(1000, budget.syncReserveMs / 2)).unref();
   };
 
   signals.subscribe((sig) => {
@@ -146,39 +151,18 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
     if (reaper.mode === 'none' && reaper.reason !== 'disabled') log.warn('zombie reaping unavailable', { reason: reaper.reason });
 
     // 1. Restore and start replication; a failure here means the app never starts.
-    if (controller !== null) {
-      for (const [step, run] of [
-        ['restore', () => controller.restoreMissing()],
-        ['start replication', () => controller.start()],
-      ] as const) {
-        let outcome: 'ok' | 'fast';
-        try {
-          outcome = await Promise.race([run().then(() => 'ok' as const), fastAbort]);
-        } catch (err) {
-          log.error(`${step} failed; not starting the app`, { error: errorMessage(err), code: (err as { code?: unknown }).code });
-          if (step === 'start replication') await closeController(true, now() + budget.syncReserveMs);
-          return STARTUP_FAILURE_EXIT_CODE;
-        }
-        if (outcome === 'fast') return 128 + signalNumber(stopSignal ?? 'SIGTERM');
-        if (stopAt !== undefined && step === 'start replication') {
-          log.info('stop requested before the app started; not starting it');
-          await closeController(false, stopAt + budget.totalMs);
-          return 128 + signalNumber(stopSignal ?? 'SIGTERM');
-        }
-        if (stopAt !== undefined) {
-          log.info('stop requested before the app started; not starting it');
-          return 128 + signalNumber(stopSignal ?? 'SIGTERM');
-        }
-      }
-    } else if (stopAt !== undefined) {
-      return 128 + signalNumber(stopSignal ?? 'SIGTERM');
-    }
+    const early = await startReplication();
+    if (early !== undefined) return early;
 
     // 2. Run the app.
     app = startApp(opts.argv, { env: opts.env ?? process.env, processGroup, ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
     phase = 'running';
     if (app.pid !== undefined) log.info('app started', { pid: app.pid, startup_ms: now() - startedAt });
-    const end: AppEnd = await app.ended;
+    let end: AppEnd | 'stuck' = await Promise.race([app.ended, stuck]);
+    if (end === 'stuck') {
+      log.error('app still not gone after SIGKILL; going on with the final sync', { pid: app.pid });
+      end = { kind: 'exit', code: null, signal: 'SIGKILL', exitCode: 137 };
+    }
     phase = 'stopping';
     if (appKillTimer !== undefined) clearTimeout(appKillTimer);
     stopAt ??= now();
@@ -196,16 +180,44 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
       ...(processGroup && app.pid !== undefined ? { pgrp: app.pid } : {}),
     });
 
-    // 4. Final sync, in the reserved slot (or whatever is left of G, whichever is later).
+    // 4. Final sync until the end of the budget: at least the reserved slot, more if the app was quick.
     if (controller === null) return done(appCode, []);
     phase = 'syncing';
-    const deadline = Math.max(stopAt + budget.totalMs, now() + Math.min(budget.syncReserveMs, 1000));
+    // The reserve normally holds; only processes stuck past SIGKILL can eat into it.
+    const deadline = Math.max(stopAt + budget.totalMs, now() + 250);
     const failures = await closeController(fast, deadline);
     return done(appCode, failures);
   } finally {
     if (appKillTimer !== undefined) clearTimeout(appKillTimer);
     signals.dispose();
     reaper.stop();
+  }
+
+  /** Restore, then start replication. Returns an exit code when the app must not be started. */
+  async function startReplication(): Promise<number | undefined> {
+    const stopCode = () => 128 + signalNumber(stopSignal ?? 'SIGTERM');
+    if (controller === null) return stopAt === undefined ? undefined : stopCode();
+    const steps = [
+      ['restore', () => controller.restoreMissing()],
+      ['start replication', () => controller.start()],
+    ] as const;
+    for (const [step, run] of steps) {
+      let outcome: 'ok' | 'fast';
+      try {
+        outcome = await Promise.race([run().then(() => 'ok' as const), fastAbort]);
+      } catch (err) {
+        log.error(`${step} failed; not starting the app`, { error: errorMessage(err), code: (err as { code?: unknown }).code });
+        if (step === 'start replication') await closeController(true, now() + budget.syncReserveMs);
+        return STARTUP_FAILURE_EXIT_CODE;
+      }
+      if (outcome === 'fast') return stopCode();
+      if (stopAt !== undefined) {
+        log.info('stop requested before the app started; not starting it', { signal: stopSignal, after: step });
+        if (step === 'start replication') await closeController(false, stopAt + budget.totalMs);
+        return stopCode();
+      }
+    }
+    return undefined;
   }
 
   function done(appCode: number, failures: SyncFailure[]): number {

@@ -60,6 +60,9 @@ test('signal names, numbers and rewrite tables', () => {
   assert.deepEqual([...r], [['SIGHUP', 'SIGUSR1'], ['SIGINT', 'SIGTERM'], ['SIGUSR2', 0]]);
   usageError(() => parseRewrite(['CHLD:TERM']));
   usageError(() => parseRewrite(['INT']));
+  usageError(() => parseRewrite(['INT:NOPE']));
+  assert.deepEqual([...parseRewrite([], { SIGTSTP: 'SIG0' })], [['SIGTSTP', 0]]);
+  assert.throws(() => parseRewrite([], { SIGCHLD: 'SIGTERM' }), (e: unknown) => e instanceof LsinitError && e.code === 'LSINIT_ERR_CONFIG');
 });
 
 test('exit codes: the code itself, else 128 + signal number', () => {
