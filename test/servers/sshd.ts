@@ -137,18 +137,27 @@ export async function startSshd(opts: { name?: string } = {}): Promise<Sshd> {
     const c = child;
     child = undefined;
     if (!c?.pid || c.exitCode !== null) return;
-    const pids = [c.pid, ...(await descendants(c.pid))];
-    const exited = new Promise<void>((res) => c.once('exit', () => res()));
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
+    // Freeze the listener and every session process first, rescanning until nothing new appears:
+    // a stopped process cannot fork, so no session child escapes the kill (an escaped privsep
+    // child would hold the client's socket open without ever answering).
+    const pids = new Set<number>([c.pid]);
+    signal(c.pid, 'SIGSTOP');
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const p of [...pids]) {
+        for (const d of await descendants(p)) {
+          if (pids.has(d)) continue;
+          pids.add(d);
+          signal(d, 'SIGSTOP');
+          grew = true;
+        }
       }
     }
+    const exited = new Promise<void>((res) => c.once('exit', () => res()));
+    for (const pid of pids) signal(pid, 'SIGKILL');
     await exited;
     // Session processes are reparented and reaped elsewhere; wait until they are gone.
-    for (let i = 0; i < 100 && pids.some((p) => !isZombie(p)); i++) await sleep(10);
+    for (let i = 0; i < 100 && [...pids].some((p) => !isZombie(p)); i++) await sleep(10);
   };
   const start = async () => {
     if (child) return;
@@ -227,6 +236,14 @@ export async function startSshd(opts: { name?: string } = {}): Promise<Sshd> {
     stop,
     cleanup,
   };
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
 }
 
 /** Gone or a zombie (reaped by whoever inherited it): either way it holds no socket any more. */

@@ -38,9 +38,15 @@ const SFTP_FAILURE = 4;
 const SFTP_BAD_MESSAGE = 5;
 const SFTP_OP_UNSUPPORTED = 8;
 
+const SFTP_CONNECTION_LOST = 7;
+
+function connectionLostError(): Error {
+  return Object.assign(new Error('connection lost'), { code: SFTP_CONNECTION_LOST });
+}
+
 export const DEFAULT_DIAL_TIMEOUT_MS = 30_000;
 // A silently dead peer (no RST) is noticed after ~interval × (count + 1); ssh2 then fails pending calls.
-const KEEPALIVE_INTERVAL_MS = 15_000;
+const KEEPALIVE_INTERVAL_MS = 10_000;
 const KEEPALIVE_COUNT_MAX = 3;
 
 export function target(s: SFTPSettings): string {
@@ -69,6 +75,7 @@ export class SFTPConn {
   /** False once the connection or its channel closed or failed; the owner then opens a new one. */
   alive = true;
   private readonly dropListeners = new Set<() => void>();
+  private readonly pending = new Set<(err: Error) => void>();
 
   constructor(
     private readonly wrapper: SftpClient,
@@ -85,6 +92,7 @@ export class SFTPConn {
   drop(): void {
     if (!this.alive) return;
     this.alive = false;
+    for (const settle of [...this.pending]) settle(connectionLostError());
     for (const fn of this.dropListeners) fn();
     this.dropListeners.clear();
   }
@@ -100,13 +108,27 @@ export class SFTPConn {
     return ext?.[name] === '1';
   }
 
-  /** Run one raw call; a synchronous throw (e.g. ssh2 refusing a call on a closed channel) becomes a rejection. */
+  /**
+   * Run one raw call. ssh2 answers calls made after the channel closed with nothing at all (the
+   * request is dropped silently), and a call can race the close: so every pending call is
+   * remembered and failed with CONNECTION_LOST when the connection drops.
+   */
   private call<T>(fn: (cb: (err: Error | undefined | null, v?: T) => void) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
+      if (!this.alive || (this.sftp as unknown as { outgoing?: { state?: string } }).outgoing?.state !== 'open') {
+        reject(connectionLostError());
+        return;
+      }
+      const settle = (err: Error | undefined | null, v?: T) => {
+        if (!this.pending.delete(settle)) return;
+        if (err) reject(err);
+        else resolve(v as T);
+      };
+      this.pending.add(settle);
       try {
-        fn((err, v) => (err ? reject(err) : resolve(v as T)));
+        fn(settle);
       } catch (err) {
-        reject(err);
+        settle(err as Error);
       }
     });
   }
@@ -137,18 +159,13 @@ export class SFTPConn {
   /** Read up to `len` bytes at `position`; a short result (or empty at EOF) is possible. */
   read(handle: Buffer, len: number, position: number): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(len);
-    return new Promise<Buffer>((resolve, reject) => {
-      try {
-        this.sftp.read(handle, buf, 0, len, position, (err, n) => {
-          // ssh2 reports EOF as an error with SFTP status 1.
-          if (err && sftpCode(err) === 1) resolve(buf.subarray(0, 0));
-          else if (err) reject(err);
-          else resolve(buf.subarray(0, n));
-        });
-      } catch (err) {
-        reject(err);
-      }
-    });
+    return this.call<number>((cb) =>
+      this.sftp.read(handle, buf, 0, len, position, (err, n) => {
+        // ssh2 reports EOF as an error with SFTP status 1 (SSH_FX_EOF).
+        if (err && sftpCode(err) === 1) cb(undefined, 0);
+        else cb(err, n);
+      }),
+    ).then((n) => buf.subarray(0, n));
   }
   unlink(p: string): Promise<void> {
     return this.call((cb) => this.sftp.unlink(p, cb));
