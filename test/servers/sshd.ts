@@ -22,6 +22,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
+const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface Sshd {
@@ -41,6 +42,8 @@ export interface Sshd {
   url(remotePath: string): string;
   /** Everything sshd printed (sshd -e), for failure messages. */
   log(): string;
+  /** With `logRequests`: every SFTP request the server handled so far, e.g. `open "/x" flags WRITE,CREATE,TRUNCATE mode 0666`. */
+  requests(): string[];
   /** Start again on the same port after stop(). */
   start(): Promise<void>;
   /** Kill the listener and its per-connection children, so live sessions drop too. */
@@ -108,7 +111,7 @@ function fingerprintOf(pubLine: string): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
-export async function startSshd(opts: { name?: string } = {}): Promise<Sshd> {
+export async function startSshd(opts: { name?: string; logRequests?: boolean } = {}): Promise<Sshd> {
   await ensureSshd();
   // sshd refuses to start without its privilege-separation directory.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
@@ -133,6 +136,8 @@ export async function startSshd(opts: { name?: string } = {}): Promise<Sshd> {
   let output = '';
   const port = await freePort();
   const conf = join(dir, 'sshd_config');
+  const requestLog = join(dir, 'sftp-requests.log');
+  if (opts.logRequests) await writeFile(requestLog, '', { mode: 0o666 });
   const stop = async () => {
     const c = child;
     child = undefined;
@@ -185,7 +190,9 @@ export async function startSshd(opts: { name?: string } = {}): Promise<Sshd> {
   try {
     await run('useradd', ['-M', '-d', home, '-s', '/bin/sh', '-c', `lsinit test ${opts.name ?? ''}`.trim(), user]);
     userCreated = true;
-    await chown(home, ...(await uidGid(user)));
+    const ids = await uidGid(user);
+    await chown(home, ...ids);
+    if (opts.logRequests) await chown(requestLog, ...ids);
     const chpasswd = spawn('chpasswd', { stdio: ['pipe', 'ignore', 'inherit'] });
     chpasswd.stdin!.end(`${user}:${password}\n`);
     const code = await new Promise<number | null>((res) => chpasswd.once('exit', res));
@@ -203,7 +210,9 @@ export async function startSshd(opts: { name?: string } = {}): Promise<Sshd> {
       'StrictModes no',
       'PermitRootLogin no',
       `AllowUsers ${user}`,
-      'Subsystem sftp internal-sftp',
+      // internal-sftp can only log to syslog; to count requests, run the external sftp-server
+      // through the user's shell with its debug log (one line per request) sent to a file.
+      opts.logRequests ? `Subsystem sftp ${SFTP_SERVER} -e -l DEBUG 2>>${requestLog}` : 'Subsystem sftp internal-sftp',
       // Tests open many short connections from one address in parallel.
       'MaxStartups 100:30:200',
       'LogLevel VERBOSE',
@@ -232,10 +241,27 @@ export async function startSshd(opts: { name?: string } = {}): Promise<Sshd> {
     home,
     url: (remotePath) => `sftp://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}${remotePath}`,
     log: () => output,
+    requests: () => (opts.logRequests ? parseRequests(readFileSync(requestLog, 'utf8')) : []),
     start,
     stop,
     cleanup,
   };
+}
+
+/**
+ * The requests in an `sftp-server -e -l DEBUG` log. At that level it logs every request: either
+ * `request <id>: <what>` (debug1: read, write, fstat, readdir...) or a plain line (open, close,
+ * opendir, mkdir, remove, posix-rename, fsync...). Its replies (`sent ...`) and its own notes are skipped.
+ */
+export function parseRequests(log: string): string[] {
+  const out: string[] = [];
+  for (const raw of log.split('\n')) {
+    const line = raw.replace(/\r$/, '').replace(/^debug1: /, '').replace(/^request \d+: /, '');
+    if (line === '' || line.startsWith('sent ') || raw.startsWith('debug') && !/^debug1: request \d+: /.test(raw)) continue;
+    if (/^(session (opened|closed)|received client version|Starting|request \d+)/.test(line)) continue;
+    out.push(line);
+  }
+  return out;
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
