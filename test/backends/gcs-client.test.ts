@@ -160,7 +160,7 @@ describe('gcs client', () => {
   });
 
   it('a download that stalls is aborted as transient; a slow consumer is not a stall', { timeout: 30_000 }, async () => {
-    const c = client({ stallMs: 300, retry: { attempts: 1 } });
+    const c = client({ stallMs: 1000, retry: { attempts: 1 } });
     // Larger than every buffer between the socket and the consumer, so the source really pauses.
     const data = randomBytes(12 << 20);
     await c.writeSnapshot(G, 6, data);
@@ -172,18 +172,18 @@ describe('gcs client', () => {
     } finally {
       gcs.server.fault = undefined;
     }
-    // The consumer stops reading for 3x stallMs after the first chunk: the source pauses, never stalls.
+    // The consumer stops reading for 2.5x stallMs after the first chunk: the source pauses, never stalls.
     const r = await c.snapshotReader(G, 6);
     const got: Buffer[] = [];
     for await (const chunk of r) {
-      if (got.length === 0) await new Promise((res) => setTimeout(res, 900));
+      if (got.length === 0) await new Promise((res) => setTimeout(res, 2500));
       got.push(chunk as Buffer);
     }
     assert.deepEqual(Buffer.concat(got), data);
   });
 
   it('a streamed upload whose chunk request hangs is aborted as transient', { timeout: 30_000 }, async () => {
-    const c = client({ stallMs: 300, chunkSize: 256 * 1024 });
+    const c = client({ stallMs: 1000, chunkSize: 256 * 1024 });
     gcs.server.fault = (method) => (method === 'PUT' ? 'hang' : undefined);
     try {
       const t0 = Date.now();
