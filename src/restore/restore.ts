@@ -74,9 +74,8 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       const fh = await fsp.open(tmp, 'w');
       try {
         const name = `generations/${gen}/snapshots/${hex8(plan.snapshot.index)}.snapshot.lz4`;
-        const src = await client.snapshotReader(gen, plan.snapshot.index);
-        src.on('data', (c: Buffer) => {
-          progress.downloaded += c.length;
+        const src = counted(await client.snapshotReader(gen, plan.snapshot.index), (n) => {
+          progress.downloaded += n;
           report();
         });
         for await (const chunk of decodeFrames(src, name)) await fh.write(chunk);
@@ -165,8 +164,7 @@ async function downloadIndex(client: ReplicaClient, gen: string, index: number, 
           if (isNotFound(err)) throw new LsinitError('LSINIT_ERR_NOT_FOUND', `${name} disappeared during the restore (retention on another host?)`, { cause: err });
           throw err;
         }
-        src.on('data', (c: Buffer) => onBytes(c.length));
-        for await (const c of decodeFrames(src, name)) out.push(c);
+        for await (const c of decodeFrames(counted(src, onBytes), name)) out.push(c);
         return out;
       });
       for (const p of parts) {
@@ -178,6 +176,17 @@ async function downloadIndex(client: ReplicaClient, gen: string, index: number, 
     await fh.close();
   }
   return file;
+}
+
+/**
+ * Count bytes as they are consumed. (Not a 'data' listener: that switches the stream to flowing
+ * mode, and chunks emitted before the decoder attaches its iterator would be lost.)
+ */
+async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+  for await (const c of src) {
+    onBytes(c.length);
+    yield c;
+  }
 }
 
 function integrityCheck(path: string): void {

@@ -131,8 +131,16 @@ export class FileReplicaClient implements ReplicaClient {
         size = body.byteLength;
       } else {
         const ws = createWriteStream(tmp, { flags: 'w' });
-        body.on('data', (c: Buffer) => (size += c.length));
-        await pipeline(body, ws);
+        await pipeline(
+          body,
+          async function* (src: AsyncIterable<Buffer>) {
+            for await (const c of src) {
+              size += c.length;
+              yield c;
+            }
+          },
+          ws,
+        );
         const fh = await fsp.open(tmp, 'r+');
         try {
           await fh.sync();
