@@ -13,22 +13,17 @@ import { PassThrough, type Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { posix } from 'node:path';
 import { IdempotencyStrategy, Storage, type Bucket, type File, type StorageOptions } from '@google-cloud/storage';
-import { errorMessage, LsinitError, notFound } from '../../errors.js';
+import { LsinitError } from '../../errors.js';
 import * as paths from '../../format/paths.js';
 import { countOp } from '../../metrics/ops.js';
-import { configError, optString, type Backend } from '../backend.js';
+import type { Backend } from '../backend.js';
 import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
-import { isTransient, withRetry, type RetryOptions } from '../retry.js';
+import { withRetry, type RetryOptions } from '../retry.js';
+import { GCS_KEYS, resolveGcs, type GcsSettings } from './gcs-config.js';
+import { gcsError, libRetryable, stalledError } from './gcs-errors.js';
 
-export interface GcsSettings {
-  bucket: string;
-  /** Key prefix, used as given (keys are built with posix joins like Litestream's path.Join). */
-  path: string;
-  /** Custom JSON-API endpoint (emulator, GCS-compatible store); absent for Google's service + ADC. */
-  endpoint?: string;
-  /** Project for endpoint mode; Google's service needs none for object calls. */
-  projectId?: string;
-}
+export type { GcsSettings } from './gcs-config.js';
+export { normalizeEndpoint } from './gcs-config.js';
 
 export interface GcsClientOptions extends GcsSettings {
   retry?: RetryOptions;
@@ -46,8 +41,6 @@ const REQUEST_TIMEOUT_MS = 60_000;
 const STALL_MS = 60_000;
 const DELETE_CONCURRENCY = 8;
 const CONTENT_TYPE = 'application/octet-stream';
-/** google-auth-library failures: no ADC, an unreadable key file, a refused token exchange. */
-const CREDENTIALS_RE = /default credentials|The file at .* does not exist|invalid_grant|unauthorized_client|Could not refresh access token|No key or keyFile set/i;
 
 export class GcsReplicaClient implements ReplicaClient {
   readonly type = TYPE;
@@ -292,37 +285,11 @@ export class GcsReplicaClient implements ReplicaClient {
   }
 
   private stalled(op: string, key: string): LsinitError {
-    return new LsinitError('LSINIT_ERR_REPLICA', `gcs bucket "${this.bucketName}": ${op} ${key}: no progress for ${this.stallMs} ms`, {
-      fields: { bucket: this.bucketName, key, op }, transient: true,
-    });
+    return stalledError({ bucket: this.bucketName, op, key }, this.stallMs);
   }
 
   private mapError(err: unknown, op: string, key: string, fields: Record<string, unknown>): LsinitError {
-    if (err instanceof LsinitError) return err;
-    const e = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; response?: { status?: number }; status?: number };
-    const status = typeof e.code === 'number' ? e.code : e.response?.status ?? e.status;
-    const msg = redact(errorMessage(err));
-    const where = `gcs bucket "${this.bucketName}"`;
-    const f = { ...fields, bucket: this.bucketName, key, op, ...(status ? { status } : {}) };
-    // Never chain the raw error: gaxios errors carry the request config, Authorization header included.
-    const cause = new Error(msg);
-    if (status === 404) {
-      if (/bucket does not exist/i.test(msg)) {
-        return new LsinitError('LSINIT_ERR_REPLICA', `${where} does not exist`, { fields: f, cause, transient: false });
-      }
-      return notFound(`gcs object gs://${this.bucketName}/${key}`, f);
-    }
-    if (status === 401 || status === 403 || CREDENTIALS_RE.test(msg)) {
-      return new LsinitError('LSINIT_ERR_AUTH', `${where}: not authorized for ${op} ${key} (credentials come from GOOGLE_APPLICATION_CREDENTIALS or ADC; check the account's roles): ${msg}`, { fields: f, cause, transient: false });
-    }
-    if (e.code === 'FILE_NO_UPLOAD' || e.code === 'CONTENT_DOWNLOAD_MISMATCH') {
-      // A hash mismatch is corruption in transit: a new attempt sends or fetches the bytes again.
-      return new LsinitError('LSINIT_ERR_CHECKSUM', `${where}: ${op} ${key}: checksum mismatch: ${msg}`, { fields: f, cause, transient: true });
-    }
-    // ApiError puts the HTTP status in a numeric `code`, which retry.isTransient does not read.
-    const transient = isTransient(err) || (status !== undefined && (status >= 500 || status === 429 || status === 408)) ||
-      /^Retry (total time )?limit exceeded/.test(msg);
-    return new LsinitError('LSINIT_ERR_REPLICA', `${where}: ${op} ${key}: ${msg}`, { fields: f, cause, transient });
+    return gcsError(err, { bucket: this.bucketName, op, key, fields });
   }
 }
 
@@ -330,15 +297,6 @@ interface ListedObject {
   name: string;
   size: number;
   createdAt: bigint;
-}
-
-/**
- * Retry test for the library's resumable-upload loop. It passes `{code: httpStatus}` for responses
- * and `{errors: [{reason: errno}]}` for dropped connections (ECONNREFUSED is not in its default list).
- */
-function libRetryable(e: { code?: unknown; errors?: { reason?: unknown }[] }): boolean {
-  if (typeof e.code === 'number') return e.code >= 500 || e.code === 429 || e.code === 408;
-  return isTransient(e) || (e.errors ?? []).some((x) => typeof x.reason === 'string' && isTransient({ code: x.reason }));
 }
 
 /**
@@ -369,13 +327,6 @@ function header(h: Record<string, unknown> | undefined, name: string): string | 
   return v === null || v === undefined ? undefined : String(v);
 }
 
-function redact(s: string): string {
-  return s
-    .replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, '$1xxxxx')
-    .replace(/((?:access_token|upload_id|private_key|client_secret)["'=:\s]+)[^&"',\s]+/gi, '$1xxxxx')
-    .slice(0, 500);
-}
-
 function isGoogleHost(endpoint: string): boolean {
   // Private Service Connect / regional Google endpoints still want OAuth; emulators must get none.
   const host = new URL(endpoint).hostname;
@@ -399,42 +350,10 @@ function newStorage(opts: StorageOptions): Storage {
   }
 }
 
-/** Normalize an endpoint: emulator hosts are bare `host:port` over http (Go's storage client does the same). */
-export function normalizeEndpoint(raw: string, defaultScheme: 'http' | 'https'): string {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `${defaultScheme}://${raw}`;
-  const u = new URL(withScheme);
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`endpoint scheme must be http or https, got ${u.protocol}`);
-  return withScheme.replace(/\/+$/, '');
-}
-
 export const gcsBackend: Backend<GcsSettings> = {
   type: TYPE,
-  keys: ['bucket', 'endpoint'],
-  resolve({ url, raw, env, keyPath }) {
-    let bucket = optString(raw, 'bucket', keyPath);
-    let path = optString(raw, 'path', keyPath);
-    if (url) {
-      if (bucket !== undefined) throw configError(`${keyPath}.bucket`, 'cannot be combined with `url`: the URL host is the bucket');
-      if (path !== undefined) throw configError(`${keyPath}.path`, 'cannot be combined with `url`: the URL path is the key prefix');
-      bucket = url.hostname;
-      // Litestream: strings.TrimPrefix(path.Clean(u.Path), "/"); path.Clean("") is "." which joins away.
-      path = posix.normalize(decodeURIComponent(url.pathname) || '.').replace(/^\/+/, '').replace(/\/+$/, '');
-      if (path === '.') path = '';
-    }
-    if (!bucket) throw configError(keyPath, 'gcs replica needs a bucket: set `url: gcs://BUCKET/PATH` or `bucket: NAME`');
-    const settings: GcsSettings = { bucket, path: path ?? '' };
-    const rawEndpoint = optString(raw, 'endpoint', keyPath);
-    const envEndpoint = env['STORAGE_EMULATOR_HOST'];
-    try {
-      if (rawEndpoint) settings.endpoint = normalizeEndpoint(rawEndpoint, 'https');
-      else if (envEndpoint) settings.endpoint = normalizeEndpoint(envEndpoint, 'http');
-    } catch (err) {
-      const key = rawEndpoint ? `${keyPath}.endpoint` : 'STORAGE_EMULATOR_HOST';
-      throw configError(key, `invalid endpoint ${JSON.stringify(rawEndpoint ?? envEndpoint)}: ${errorMessage(err)}`);
-    }
-    if (settings.endpoint) settings.projectId = env['GOOGLE_CLOUD_PROJECT'] || 'lsinit';
-    return { settings, display: `gcs://${bucket}/${settings.path}`, warnings: [] };
-  },
+  keys: GCS_KEYS,
+  resolve: resolveGcs,
   create(settings) {
     return new GcsReplicaClient(settings);
   },
