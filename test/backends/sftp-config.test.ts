@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
+import { inspect, promisify } from 'node:util';
 import type { ResolveInput } from '../../src/replica/backend.js';
 import { backendFor } from '../../src/replica/clients/registry.js';
 import { HOST_KEY_WARNING, SFTP_PASSWORD_ENV, sftpBackend } from '../../src/replica/clients/sftp.js';
@@ -39,7 +39,8 @@ describe('sftp config', () => {
 
   it('parses sftp://USER:PASSWORD@HOST:PORT/PATH keeping the leading slash and decoding userinfo', () => {
     const r = resolve({ url: url('sftp://ben%40corp:p%40ss%3Aw0rd@backup.example.com:2222/var/backups/db') });
-    assert.deepEqual(r.settings, { host: 'backup.example.com', port: 2222, user: 'ben@corp', password: 'p@ss:w0rd', path: '/var/backups/db' });
+    assert.deepEqual({ ...r.settings }, { host: 'backup.example.com', port: 2222, user: 'ben@corp', path: '/var/backups/db' });
+    assert.equal(r.settings.password, 'p@ss:w0rd');
   });
 
   it('defaults the port to 22 and a missing path to the login directory', () => {
@@ -54,6 +55,13 @@ describe('sftp config', () => {
     assert.ok(!JSON.stringify({ d: r.display, w: r.warnings }).includes('hunter2secret'));
     const k = resolve({ raw: { host: 'h', user: 'u', password: 'hunter2secret', path: '/x' } });
     assert.equal(k.display, 'sftp://u:xxxxx@h/x');
+    // Resolved settings and the client end up in logs and `inspect` output: the password is not enumerable.
+    for (const x of [r, k]) {
+      const c = sftpBackend.create(x.settings);
+      for (const shown of [JSON.stringify(x.settings), inspect(x.settings, { depth: 5 }), JSON.stringify(c), inspect(c, { depth: 5 })]) {
+        assert.ok(!shown.includes('hunter2secret'), shown);
+      }
+    }
   });
 
   it('accepts the key form: host[:port], user, password, key-path, path', () => {

@@ -15,7 +15,7 @@ import { LsinitError, notFound } from '../../errors.js';
 import * as paths from '../../format/paths.js';
 import { countOp } from '../../metrics/ops.js';
 import type { Body, Pos, ReplicaClient, SnapshotInfo, TimeNs, WALSegmentInfo } from '../client.js';
-import { openConn, SFTP_NO_SUCH_FILE, sftpCode, sftpError, type DirEntry, type SFTPConn, type SFTPSettings, type SFTPStats } from './sftp-conn.js';
+import { openConn, SFTP_NO_SUCH_FILE, sftpCode, sftpError, target, type DirEntry, type SFTPConn, type SFTPSettings, type SFTPStats } from './sftp-conn.js';
 
 // 32 KiB fits every SFTP server's packet limit (OpenSSH takes 256 KiB); keeping several requests
 // in flight hides the round trip, which is what makes SFTP slow over a WAN.
@@ -32,6 +32,15 @@ export class SFTPReplicaClient implements ReplicaClient {
   private dirs = new Set<string>();
 
   constructor(readonly settings: SFTPSettings) {}
+
+  /** The connection holds the password: print where we connect, never how. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `SFTPReplicaClient { ${target(this.settings)}, path: ${JSON.stringify(this.settings.path)} }`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { type: this.type, target: target(this.settings), path: this.settings.path };
+  }
 
   async generations(): Promise<string[]> {
     const entries = await this.list(paths.generationsDir(this.settings.path));

@@ -14,7 +14,8 @@ export interface SFTPSettings {
   host: string;
   port: number;
   user: string;
-  password?: string;
+  /** Non-enumerable on resolved settings (never printed); do not spread settings objects. */
+  readonly password?: string;
   keyPath?: string;
   /** Remote directory of the replica; absolute, or relative to the login directory. */
   path: string;
@@ -82,6 +83,15 @@ export class SFTPConn {
     private readonly sftp: SFTPWrapper,
     readonly settings: SFTPSettings,
   ) {}
+
+  /** The ssh2 client keeps the connect config, password included: never print it. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `SFTPConn { ${target(this.settings)}, alive: ${this.alive} }`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { target: target(this.settings), alive: this.alive };
+  }
 
   onDrop(fn: () => void): void {
     if (!this.alive) fn();

@@ -91,11 +91,12 @@ export const sftpBackend: Backend<SFTPSettings> = {
       port: hp.port,
       user,
       path: path ?? '',
-      ...(password !== undefined ? { password } : {}),
       ...(keyFile !== undefined ? { keyPath: keyFile } : {}),
       ...(hostKey ? { hostKey } : {}),
       ...(knownHostsPath !== undefined ? { knownHostsPath } : {}),
     };
+    // Non-enumerable: JSON.stringify / util.inspect of the resolved config never print it.
+    if (password !== undefined) Object.defineProperty(settings, 'password', { value: password, enumerable: false });
     const warnings: string[] = [];
     if (!hostKey && !knownHostsPath) warnings.push(`${keyPath}: ${HOST_KEY_WARNING}`);
     return { settings, display: displayURL(settings, url), warnings };
