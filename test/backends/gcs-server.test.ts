@@ -34,6 +34,15 @@ describe('gcs test server', () => {
     assert.equal(crc32cBase64(Buffer.from('123456789')), Buffer.from([0xe3, 0x06, 0x92, 0x83]).toString('base64'));
   });
 
+  it('creates and gets buckets as the library asks (POST /b?project=, GET /b/NAME), 409 on a duplicate', async () => {
+    const [bucket] = await storage.createBucket('made-by-client');
+    const [meta] = await bucket.getMetadata();
+    assert.equal(meta.name, 'made-by-client');
+    assert.deepEqual(await storage.bucket('made-by-client').exists(), [true]);
+    assert.deepEqual(await storage.bucket('never-made').exists(), [false]);
+    await assert.rejects(storage.createBucket('made-by-client'), (err: { code?: number }) => err.code === 409);
+  });
+
   it('ifGenerationMatch=0 on an existing object is 412 conditionNotMet (the lease relies on it)', async () => {
     const first = await multipart('lease', 'a', '&ifGenerationMatch=0');
     assert.equal(first.status, 200);
