@@ -110,6 +110,33 @@ describe('sftp host-key pinning', () => {
   });
 });
 
+describe('sftp host-key pinning on a server with several host keys', () => {
+  let multi: Sshd;
+  before(async () => {
+    multi = await startSshd({ name: 'multikey', extraHostKeyTypes: ['rsa', 'ecdsa'] });
+  });
+  after(() => multi?.cleanup());
+  const pinned = (line: string) => {
+    const r = sftpBackend.resolve({ url: new URL(multi.url('/tmp')), raw: { 'host-key': line }, global: {}, env: {}, keyPath: 't', cwd: '/' });
+    return sftpBackend.create(r.settings);
+  };
+
+  // SSH uses the client's first host-key algorithm the server also has: pinning the RSA key must
+  // make the client ask for RSA, or the server would present its ed25519 key and be refused.
+  it('connects with the RSA key pinned', () => connects(pinned(multi.extraHostKeys['rsa']!)));
+  it('connects with the ECDSA key pinned', () => connects(pinned(multi.extraHostKeys['ecdsa']!)));
+  it('connects with the ed25519 key pinned', () => connects(pinned(multi.hostKeyLine)));
+  it('refuses when only another server\'s RSA key is pinned', async () => {
+    const other = sshd.extraHostKeys['rsa'] ?? (await readFile(join(dir, 'wrong_rsa.pub'), 'utf8').catch(async () => {
+      await run('ssh-keygen', ['-q', '-t', 'rsa', '-N', '', '-f', join(dir, 'wrong_rsa')]);
+      return readFile(join(dir, 'wrong_rsa.pub'), 'utf8');
+    }));
+    const err = await fails(pinned(other.trim()));
+    assert.equal(err.code, 'LSINIT_ERR_AUTH');
+    assert.match(err.message, /host key mismatch/);
+  });
+});
+
 describe('sftp authentication', () => {
   it('a wrong password is a permanent LSINIT_ERR_AUTH naming user@host, without the password', async () => {
     const wrong = 'wrong-pa55word-xyzzy';

@@ -34,6 +34,8 @@ export interface Sshd {
   clientKeyPath: string;
   /** The server's public key line, `ssh-ed25519 AAAA... comment`. */
   hostKeyLine: string;
+  /** With `extraHostKeyTypes`: the public key line of each extra host key, by type (`rsa`, `ecdsa`). */
+  extraHostKeys: Record<string, string>;
   /** `SHA256:...` of the host key, as `ssh-keygen -lf` prints it. */
   hostKeyFingerprint: string;
   /** The user's home: an absolute directory the user may write to. */
@@ -111,7 +113,7 @@ function fingerprintOf(pubLine: string): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
-export async function startSshd(opts: { name?: string; logRequests?: boolean } = {}): Promise<Sshd> {
+export async function startSshd(opts: { name?: string; logRequests?: boolean; extraHostKeyTypes?: Array<'rsa' | 'ecdsa'> } = {}): Promise<Sshd> {
   await ensureSshd();
   // sshd refuses to start without its privilege-separation directory.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
@@ -129,6 +131,13 @@ export async function startSshd(opts: { name?: string; logRequests?: boolean } =
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lsinit-test-host', '-f', hostKey]);
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lsinit-test-client', '-f', clientKeyPath]);
   const hostKeyLine = (await readFile(`${hostKey}.pub`, 'utf8')).trim();
+  // Like a stock server: more key types besides ed25519, offered in sshd's own preference order.
+  const extraHostKeys: Record<string, string> = {};
+  for (const type of opts.extraHostKeyTypes ?? []) {
+    const f = join(dir, `host_${type}`);
+    await run('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `lsinit-test-host-${type}`, '-f', f]);
+    extraHostKeys[type] = (await readFile(`${f}.pub`, 'utf8')).trim();
+  }
   await writeFile(join(keysDir, user), await readFile(`${clientKeyPath}.pub`), { mode: 0o644 });
 
   let userCreated = false;
@@ -201,6 +210,7 @@ export async function startSshd(opts: { name?: string; logRequests?: boolean } =
       `Port ${port}`,
       'ListenAddress 127.0.0.1',
       `HostKey ${hostKey}`,
+      ...Object.keys(extraHostKeys).map((type) => `HostKey ${join(dir, `host_${type}`)}`),
       `PidFile ${join(dir, 'sshd.pid')}`,
       `AuthorizedKeysFile ${keysDir}/%u`,
       'PubkeyAuthentication yes',
@@ -237,6 +247,7 @@ export async function startSshd(opts: { name?: string; logRequests?: boolean } =
     password,
     clientKeyPath,
     hostKeyLine,
+    extraHostKeys,
     hostKeyFingerprint: fingerprintOf(hostKeyLine),
     home,
     url: (remotePath) => `sftp://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}${remotePath}`,
