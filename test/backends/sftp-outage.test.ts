@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
@@ -43,6 +44,8 @@ function assertTransient(err: unknown): true {
   assert.ok(!err.message.includes(sshd.password));
   return true;
 }
+
+const dirOf = (c: ReplicaClient) => (c as unknown as { settings: { path: string } }).settings.path;
 
 const accepted = () => sshd.log().split('\n').filter((l) => l.startsWith('Accepted ')).length;
 
@@ -86,6 +89,11 @@ describe('sftp outages', () => {
     await sshd.start();
     assert.deepEqual(await c.snapshots(G), []);
     await assert.rejects(c.snapshotReader(G, 1), { code: 'LSINIT_ERR_NOT_FOUND' });
+    // The cut upload's leftover `.tmp` is invisible to listings and goes with its generation.
+    const snapDir = join(dirOf(c), 'generations', G, 'snapshots');
+    assert.deepEqual(readdirSync(snapDir), ['00000001.snapshot.lz4.tmp']);
+    await c.deleteGeneration(G);
+    assert.equal(existsSync(join(dirOf(c), 'generations', G)), false);
   });
 
   it('a download cut by the outage errors instead of hanging', async () => {
