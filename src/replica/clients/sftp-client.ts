@@ -131,10 +131,10 @@ export class SFTPReplicaClient implements ReplicaClient {
 
   /**
    * Run `fn` on the shared connection. When a connection that was already open turns out to be
-   * dead (server restarted while we idled), `fn` runs once more on a fresh one; replayable: false
-   * for calls that consumed a stream body.
+   * dead (server restarted while we idled), `fn` runs once more on a fresh one, unless
+   * `replayable()` says it can't (a stream body already partly read).
    */
-  private async run<T>(op: string, path: string, fn: (c: SFTPConn) => Promise<T>, replayable = true): Promise<T> {
+  private async run<T>(op: string, path: string, fn: (c: SFTPConn) => Promise<T>, replayable: () => boolean = () => true): Promise<T> {
     const reused = this.conn !== undefined;
     const c = await this.connection();
     try {
@@ -143,7 +143,7 @@ export class SFTPReplicaClient implements ReplicaClient {
       if (!connectionLost(c, err)) throw sftpError(op, path, this.settings, err);
       // Pending calls can fail before the close event arrives: retire the connection now.
       await c.end();
-      if (replayable && reused && !this.closed) {
+      if (replayable() && reused && !this.closed) {
         try {
           return await fn(await this.connection());
         } catch (err2) {
@@ -182,17 +182,19 @@ export class SFTPReplicaClient implements ReplicaClient {
   }
 
   private async put(p: string, body: Body): Promise<{ size: number; createdAt: TimeNs }> {
-    const res = await this.run('write', p, (c) => this.upload(c, p, body), body instanceof Uint8Array);
+    let streamed = false;
+    const res = await this.run('write', p, (c) => this.upload(c, p, body, () => (streamed = !(body instanceof Uint8Array))), () => !streamed);
     countOp(this.type, 'PUT', res.size);
     return res;
   }
 
-  private async upload(c: SFTPConn, p: string, body: Body): Promise<{ size: number; createdAt: TimeNs }> {
+  private async upload(c: SFTPConn, p: string, body: Body, consuming: () => void): Promise<{ size: number; createdAt: TimeNs }> {
     const tmp = `${p}.tmp`;
     const handle = await this.openForWrite(c, tmp);
     let size = 0;
     let stat: SFTPStats;
     try {
+      consuming();
       size = await writeAll(c, handle, body);
       // Durable before it becomes visible: the rename must not publish a file whose data is still in the server's page cache.
       if (c.hasExtension('fsync@openssh.com')) await c.fsync(handle);
