@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { inspect } from 'node:util';
@@ -99,6 +101,23 @@ describe('abs client against azurite', () => {
       assert.match(err.message, /no-such-container/);
       return true;
     });
+  });
+
+  it('a store that accepts connections but never answers fails the request as transient, within the timeout', async () => {
+    const sockets: Socket[] = [];
+    const hung = createServer((sock) => sockets.push(sock)).listen(0, '127.0.0.1');
+    await once(hung, 'listening');
+    const port = (hung.address() as { port: number }).port;
+    const c = client({ endpoint: `http://127.0.0.1:${port}/devstoreaccount1` }, { retry: { attempts: 2, baseMs: 10 }, requestTimeoutMs: 300 });
+    try {
+      const t0 = Date.now();
+      await assert.rejects(c.writeWALSegment({ generation: G, index: 0, offset: 0 }, Buffer.from('x')), { code: 'LSINIT_ERR_REPLICA', transient: true });
+      await assert.rejects(c.walSegments(G), { code: 'LSINIT_ERR_REPLICA', transient: true });
+      assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      hung.close();
+    }
   });
 
   it('survives an outage: transient bounded failure while down, writes work after restart', async () => {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
 import { buffer } from 'node:stream/consumers';
 import { after, before, it } from 'node:test';
 import { makeCredentials } from '../../src/replica/clients/s3-config.js';
@@ -56,4 +58,26 @@ it('s3 client survives a store outage: transient bounded failure while down, wri
   await client.writeWALSegment(pos(6), Buffer.from('after'));
   assert.deepEqual((await client.walSegments(G)).map((s) => s.offset), [6]);
   assert.equal((await buffer(await client.walSegmentReader(pos(6)))).toString(), 'after');
+});
+
+it('a store that accepts connections but never answers fails the request as transient, within the timeout', async () => {
+  const sockets: Socket[] = [];
+  const hung = createServer((s) => sockets.push(s)).listen(0, '127.0.0.1');
+  await once(hung, 'listening');
+  const port = (hung.address() as { port: number }).port;
+  const c = new S3ReplicaClient({
+    bucket: BUCKET, path: 'hang', region: 'us-east-1', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, skipVerify: false,
+    followRegionRedirects: false, credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica',
+    retry: { attempts: 2, baseMs: 10 }, requestTimeoutMs: 300,
+  });
+  try {
+    const t0 = Date.now();
+    await assert.rejects(c.writeWALSegment({ generation: G, index: 0, offset: 0 }, Buffer.from('x')), { code: 'LSINIT_ERR_REPLICA', transient: true });
+    assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`);
+    assert.equal(sockets.length, 2, 'one connection per attempt');
+  } finally {
+    await c.close();
+    for (const s of sockets) s.destroy();
+    hung.close();
+  }
 });

@@ -29,12 +29,19 @@ export type { ABSSettings } from './abs-config.js';
 /** Block size of streamed uploads; shorter streams go out as one Put Blob. */
 export const ABS_BLOCK_SIZE = 4 * 1024 * 1024;
 const DELETE_CONCURRENCY = 8;
+/**
+ * Client-side limit for one request without a streamed body (list, small put, delete): the SDK has
+ * no socket timeout, and a store that accepts but never answers must fail a sync, not stall it.
+ */
+const REQUEST_TIMEOUT_MS = 120_000;
 
 export interface ABSClientOptions {
   /** Retry policy of each request (tests shorten it). */
   retry?: RetryOptions;
   /** Listing page size (Azure's maximum and default is 5000; tests lower it to exercise paging). */
   listPageSize?: number;
+  /** Limit per request without a streamed body (default 120 s). */
+  requestTimeoutMs?: number;
 }
 
 function opOf(req: WebResource): Operation {
@@ -92,7 +99,8 @@ function absCode(err: unknown): string {
 
 /** core-rest-pipeline reports a failed connection as REQUEST_SEND_ERROR; it is worth retrying. */
 export function absTransient(err: unknown): boolean {
-  return absCode(err) === 'REQUEST_SEND_ERROR' || isTransient(err);
+  // AbortError: only our own REQUEST_TIMEOUT_MS aborts requests.
+  return absCode(err) === 'REQUEST_SEND_ERROR' || (err as Error | undefined)?.name === 'AbortError' || isTransient(err);
 }
 
 export class ABSReplicaClient implements ReplicaClient {
@@ -106,12 +114,14 @@ export class ABSReplicaClient implements ReplicaClient {
   readonly #uploadContainer: ContainerClient;
   readonly #retry: RetryOptions;
   readonly #pageSize: number;
+  readonly #timeoutMs: number;
 
   constructor(settings: ABSSettings, opts: ABSClientOptions = {}) {
     this.#s = settings;
     this.display = absDisplay(settings);
     this.#retry = { isTransient: absTransient, ...opts.retry };
     this.#pageSize = opts.listPageSize ?? 5000;
+    this.#timeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.#container = makeContainer(settings, 1);
     this.#uploadContainer = makeContainer(settings, 5);
   }
@@ -150,7 +160,7 @@ export class ABSReplicaClient implements ReplicaClient {
     let token: string | undefined;
     do {
       const page = await this.call(`LIST ${prefix}`, undefined, async () => {
-        const r = await this.#container.listBlobsFlat({ prefix }).byPage({ maxPageSize: this.#pageSize, ...(token ? { continuationToken: token } : {}) }).next();
+        const r = await this.#container.listBlobsFlat({ prefix, abortSignal: AbortSignal.timeout(this.#timeoutMs) }).byPage({ maxPageSize: this.#pageSize, ...(token ? { continuationToken: token } : {}) }).next();
         return r.done ? undefined : r.value;
       });
       out.push(...(page?.segment.blobItems ?? []));
@@ -165,7 +175,7 @@ export class ABSReplicaClient implements ReplicaClient {
     let token: string | undefined;
     do {
       const page = await this.call(`LIST ${prefix}`, undefined, async () => {
-        const r = await this.#container.listBlobsByHierarchy('/', { prefix }).byPage({ maxPageSize: this.#pageSize, ...(token ? { continuationToken: token } : {}) }).next();
+        const r = await this.#container.listBlobsByHierarchy('/', { prefix, abortSignal: AbortSignal.timeout(this.#timeoutMs) }).byPage({ maxPageSize: this.#pageSize, ...(token ? { continuationToken: token } : {}) }).next();
         return r.done ? undefined : r.value;
       });
       for (const p of page?.segment.blobPrefixes ?? []) names.push(p.name.slice(prefix.length).replace(/\/$/, ''));
@@ -247,7 +257,7 @@ export class ABSReplicaClient implements ReplicaClient {
         const name = names[i++]!;
         await this.call(`DELETE ${name}`, undefined, async () => {
           try {
-            await this.#container.getBlobClient(name).delete();
+            await this.#container.getBlobClient(name).delete({ abortSignal: AbortSignal.timeout(this.#timeoutMs) });
           } catch (err) {
             if (absCode(err) !== 'BlobNotFound') throw err;
           }
@@ -260,7 +270,7 @@ export class ABSReplicaClient implements ReplicaClient {
   private async writeBlob(name: string, body: Body): Promise<number> {
     const headers = { blobHTTPHeaders: { blobContentType: 'application/octet-stream' } };
     const putBuffer = async (data: Uint8Array) => {
-      await this.call(`PUT ${name}`, undefined, () => this.#container.getBlockBlobClient(name).upload(data, data.byteLength, headers));
+      await this.call(`PUT ${name}`, undefined, () => this.#container.getBlockBlobClient(name).upload(data, data.byteLength, { ...headers, abortSignal: AbortSignal.timeout(this.#timeoutMs) }));
       return data.byteLength;
     };
     if (body instanceof Uint8Array) return putBuffer(body);

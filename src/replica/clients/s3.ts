@@ -37,6 +37,8 @@ const DELETE_BATCH = 1000;
 export interface S3ClientOptions extends S3Settings {
   /** Retry policy of each request (tests shorten it). */
   retry?: RetryOptions;
+  /** Socket idle limit per request (default 120 s): a store that stops answering fails the request. */
+  requestTimeoutMs?: number;
 }
 
 // Every request the SDK sends is counted here, including each multipart part, by command name.
@@ -62,10 +64,12 @@ export class S3ReplicaClient implements ReplicaClient {
   readonly #uploadClient: S3Client;
   private readonly retry: RetryOptions;
   readonly #secrets: string[];
+  readonly #timeoutMs: number;
 
   constructor(opts: S3ClientOptions) {
-    const { retry, ...settings } = opts;
+    const { retry, requestTimeoutMs, ...settings } = opts;
     this.#s = settings;
+    this.#timeoutMs = requestTimeoutMs ?? 120_000;
     this.retry = retry ?? {};
     this.display = s3Display(settings);
     this.#secrets = [settings.credentials?.secretAccessKey ?? '', settings.credentials?.sessionToken ?? ''].filter(Boolean);
@@ -87,8 +91,10 @@ export class S3ReplicaClient implements ReplicaClient {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: {
         connectionTimeout: 10_000,
-        // Socket idle limit, not a total: a stalled store fails the request instead of hanging a sync.
-        requestTimeout: 120_000,
+        // Socket idle limit, not a total (large bodies may take long): a stalled store fails the
+        // request with a TimeoutError instead of hanging a sync. `requestTimeout` is a total that
+        // only warns unless throwOnRequestTimeout is set, so it is not the knob for this.
+        socketTimeout: this.#timeoutMs,
         httpAgent: new HttpAgent(agentOpts),
         httpsAgent: new HttpsAgent({ ...agentOpts, rejectUnauthorized: !s.skipVerify }),
       },
