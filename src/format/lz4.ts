@@ -33,14 +33,14 @@ function asBuffer(u: Uint8Array): Buffer {
 }
 
 /** lz4-napi's uncompress wants lz4_flex's size-prepended format; the size is an upper bound. */
-function decompressBlock(block: Buffer, maxSize: number, dict: Buffer | undefined): Buffer {
+function decompressBlock(block: Buffer, maxSize: number, dict: Buffer | undefined, name: string): Buffer {
   const input = Buffer.allocUnsafe(4 + block.length);
   input.writeUInt32LE(maxSize, 0);
   block.copy(input, 4);
   try {
     return dict && dict.length > 0 ? uncompressSync(input, dict) : uncompressSync(input);
   } catch (err) {
-    throw formatError(`corrupt compressed block: ${(err as Error).message}`);
+    throw formatError(`${name}: corrupt compressed block (${(err as Error).message})`, { name });
   }
 }
 
@@ -170,7 +170,7 @@ async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer>
       if (!c) throw formatError(`${name}: truncated block checksum`, { name });
       if (c.readUInt32LE(0) !== xxh32(block)) throw formatError(`${name}: block checksum mismatch`, { name });
     }
-    const out = stored ? Buffer.from(block) : decompressBlock(block, maxBlock, independent ? undefined : dict);
+    const out = stored ? Buffer.from(block) : decompressBlock(block, maxBlock, independent ? undefined : dict, name);
     if (!independent) {
       // Linked blocks may reference the previous 64 KiB of output.
       dict = dict && out.length < 65536 ? Buffer.concat([dict, out]).subarray(-65536) : out.subarray(-65536);
@@ -200,7 +200,7 @@ async function* decodeLegacy(r: ByteReader, name: string): AsyncGenerator<Buffer
     }
     const block = await r.read(sz);
     if (!block) throw formatError(`${name}: truncated legacy block`, { name });
-    yield decompressBlock(block, LEGACY_BLOCK, undefined);
+    yield decompressBlock(block, LEGACY_BLOCK, undefined, name);
   }
 }
 
