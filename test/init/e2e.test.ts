@@ -14,8 +14,15 @@ import { FIXTURES, ROOT, tmp, waitFor } from './helpers.js';
 const BIN = join(ROOT, 'bin/lsinit.js');
 const APP = join(FIXTURES, 'sqlite-app.mjs');
 
-function setup(dir: string, replica = join(dir, 'replica')) {
+/** `create`: make the database (schema only) before lsinit starts, as on any boot after the first. */
+function setup(dir: string, replica = join(dir, 'replica'), create = true) {
   const db = join(dir, 'app.db');
+  if (create) {
+    const d = new Database(db);
+    d.pragma('journal_mode = wal');
+    d.exec('CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, note TEXT)');
+    d.close();
+  }
   const cfg = join(dir, 'lsinit.yml');
   writeFileSync(cfg, `dbs:
   - path: ${db}
@@ -58,23 +65,24 @@ function notes(path: string): string[] {
   }
 }
 
-async function restored(dir: string, cfg: string, db: string): Promise<string[]> {
+/** Restores the replica to a new file and returns its notes; `context` is lsinit's output, for failures. */
+async function restored(dir: string, cfg: string, db: string, context = ''): Promise<string[]> {
   const o = join(dir, `restored-${Date.now()}.db`);
   const r = await run(['restore', '-o', o, '-config', cfg, db]);
-  assert.equal(r.code, 0, r.output);
+  assert.equal(r.code, 0, `${r.output}\n--- lsinit run ---\n${context}`);
   return notes(o);
 }
 
 const rows = (n: number) => Array.from({ length: n }, (_, i) => `row-${i + 1}`);
 const startReport = (out: string) => JSON.parse(readFileSync(`${out}.start`, 'utf8')) as { existed: boolean; rows: string[] };
 
-test('as PID 1: the app\'s last write before it exits is on the replica after lsinit exits', async (t) => {
+test('as PID 1, first boot (the app creates the DB): its last write before it exits is on the replica after lsinit exits', async (t) => {
   const dir = tmp(t);
-  const { db, cfg, out } = setup(dir);
+  const { db, cfg, out } = setup(dir, join(dir, 'replica'), false);
   const r = await pid1(['-config', cfg, '--', process.execPath, APP, db, 'exit', '50'], { OUT: out });
   assert.equal(r.code, 0, r.output);
   assert.match(r.output, /final sync complete/);
-  assert.deepEqual(await restored(dir, cfg, db), [...rows(50), 'last']);
+  assert.deepEqual(await restored(dir, cfg, db, r.output), [...rows(50), 'last']);
 });
 
 test('as PID 1: SIGTERM → the app commits in its handler and exits 1 → that commit is replicated, exit 1', async (t) => {
@@ -86,7 +94,7 @@ test('as PID 1: SIGTERM → the app commits in its handler and exits 1 → that 
   process.kill(await waitFor(inner, 5000, 'lsinit pid'), 'SIGTERM');
   const r = await done;
   assert.equal(r.code, 1, r.output);
-  assert.deepEqual(await restored(dir, cfg, db), [...rows(20), 'goodbye']);
+  assert.deepEqual(await restored(dir, cfg, db, r.output), [...rows(20), 'goodbye']);
 });
 
 test('restore-if-missing: restored before the app starts; an existing DB is untouched; an empty replica starts fresh; an unreadable one stops', async (t) => {
@@ -111,7 +119,7 @@ test('restore-if-missing: restored before the app starts; an existing DB is unto
 
   // Replica empty: the app starts with no database.
   mkdirSync(join(dir, 'empty-case'));
-  const empty = setup(join(dir, 'empty-case'), join(dir, 'empty-replica'));
+  const empty = setup(join(dir, 'empty-case'), join(dir, 'empty-replica'), false);
   r = await pid1(['-config', empty.cfg, '--', process.execPath, APP, empty.db, 'report'], { OUT: empty.out });
   assert.equal(r.code, 0, r.output);
   assert.deepEqual(startReport(empty.out), { existed: false, rows: [] });
@@ -120,9 +128,30 @@ test('restore-if-missing: restored before the app starts; an existing DB is unto
   const badDir = join(dir, 'bad-case');
   mkdirSync(badDir);
   writeFileSync(join(dir, 'bad-replica'), 'not a directory');
-  const bad = setup(badDir, join(dir, 'bad-replica'));
+  const bad = setup(badDir, join(dir, 'bad-replica'), false);
   r = await pid1(['-config', bad.cfg, '--', process.execPath, APP, bad.db, 'report'], { OUT: bad.out });
   assert.equal(r.code, 1, r.output);
   assert.equal(existsSync(`${bad.out}.start`), false, 'the app was not started');
   assert.match(r.output, /restore failed; not starting the app/);
+});
+
+test('as PID 1: a background writer the app left behind gets SIGTERM before the final sync, and its last commit is replicated', async (t) => {
+  const dir = tmp(t);
+  const { db, cfg, out } = setup(dir);
+  const script = `${JSON.stringify(process.execPath)} ${JSON.stringify(APP)} ${JSON.stringify(db)} term 5 & while [ ! -f "$OUT.ready" ]; do sleep 0.01; done; exit 0`;
+  const r = await pid1(['-config', cfg, '--', 'sh', '-c', script], { OUT: out });
+  assert.equal(r.code, 0, r.output);
+  assert.match(r.output, /terminating processes the app left behind/);
+  assert.deepEqual(await restored(dir, cfg, db, r.output), [...rows(5), 'goodbye']);
+});
+
+test('`lsinit replicate -exec CMD` runs the same supervisor: final sync and the app\'s exit code', async (t) => {
+  const dir = tmp(t);
+  const { db, cfg, out } = setup(dir);
+  const exec = `${process.execPath} ${APP} ${db} exit 7`;
+  const r = await pid1(['replicate', '-config', cfg, '-exec', exec], { OUT: out });
+  assert.equal(r.code, 0, r.output);
+  assert.deepEqual(await restored(dir, cfg, db, r.output), [...rows(7), 'last']);
+  const failing = await pid1(['replicate', '-config', cfg, '-exec', `sh -c 'exit 3'`], { OUT: out });
+  assert.equal(failing.code, 3, failing.output);
 });
