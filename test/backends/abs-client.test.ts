@@ -62,6 +62,18 @@ describe('abs client against azurite', () => {
     assert.ok((await buffer(await c.snapshotReader(G, 1))).equals(data));
   });
 
+  it('a body stream that fails mid-upload rejects with its own error and leaves no blob (blocks never committed)', async () => {
+    const c = client();
+    const boom = new Error('snapshot source broke');
+    async function* source() {
+      for (let i = 0; i < 6; i++) yield randomBytes(1024 * 1024);
+      throw boom;
+    }
+    await assert.rejects(c.writeSnapshot(G, 2, Readable.from(source())), (err) => err === boom);
+    assert.deepEqual(await c.snapshots(G), []);
+    await assert.rejects(c.snapshotReader(G, 2), { code: 'LSINIT_ERR_NOT_FOUND' });
+  });
+
   it('counts one request per small write, listing page, read and deleted blob, with bytes', async () => {
     const c = client();
     const body = Buffer.from('y'.repeat(999));

@@ -80,6 +80,19 @@ describe('s3 client against moto', () => {
     assert.ok((await buffer(await c.snapshotReader(G, 1))).equals(data));
   });
 
+  it('a body stream that fails mid-upload rejects with its own error and leaves no object (multipart aborted)', async () => {
+    const c = client();
+    const boom = new Error('snapshot source broke');
+    async function* source() {
+      for (let i = 0; i < 8; i++) yield randomBytes(1024 * 1024);
+      throw boom;
+    }
+    const ops = await countDuring(() => assert.rejects(c.writeSnapshot(G, 2, Readable.from(source())), (err) => err === boom));
+    assert.ok(ops.DELETE.n >= 1, 'AbortMultipartUpload sent');
+    assert.deepEqual(await c.snapshots(G), []);
+    await assert.rejects(c.snapshotReader(G, 2), { code: 'LSINIT_ERR_NOT_FOUND' });
+  });
+
   it('counts one request per small write, listing, read and batch delete, with bytes', async () => {
     const c = client();
     const body = Buffer.from('x'.repeat(1234));

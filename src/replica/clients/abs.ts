@@ -284,10 +284,20 @@ export class ABSReplicaClient implements ReplicaClient {
       head.push(chunk);
       size += chunk.length;
     }
+    // A failing body (e.g. the snapshot reader) is the caller's error, not a store error: keep it.
+    let sourceFailed = false;
+    let sourceError: unknown;
     async function* rest() {
       yield* head;
       for (;;) {
-        const r = await it.next();
+        let r: IteratorResult<Buffer | string>;
+        try {
+          r = await it.next();
+        } catch (err) {
+          sourceFailed = true;
+          sourceError = err;
+          throw err;
+        }
         if (r.done) return;
         const chunk = Buffer.from(r.value);
         size += chunk.length;
@@ -298,6 +308,7 @@ export class ABSReplicaClient implements ReplicaClient {
       await this.#uploadContainer.getBlockBlobClient(name).uploadStream(Readable.from(rest()), ABS_BLOCK_SIZE, 5, headers);
     } catch (err) {
       body.destroy();
+      if (sourceFailed) throw sourceError;
       throw this.mapError(err, `PUT ${name} (blocks)`);
     }
     return size;

@@ -266,10 +266,20 @@ export class S3ReplicaClient implements ReplicaClient {
       head.push(chunk);
       size += chunk.length;
     }
+    // A failing body (e.g. the snapshot reader) is the caller's error, not a store error: keep it.
+    let sourceFailed = false;
+    let sourceError: unknown;
     async function* rest() {
       yield* head;
       for (;;) {
-        const r = await it.next();
+        let r: IteratorResult<Buffer | string>;
+        try {
+          r = await it.next();
+        } catch (err) {
+          sourceFailed = true;
+          sourceError = err;
+          throw err;
+        }
         if (r.done) return;
         const chunk = Buffer.from(r.value);
         size += chunk.length;
@@ -287,6 +297,7 @@ export class S3ReplicaClient implements ReplicaClient {
       await upload.done();
     } catch (err) {
       body.destroy();
+      if (sourceFailed) throw sourceError;
       throw mapS3Error(err, { display: this.display, bucket: this.#s.bucket, what: `PUT ${key} (multipart)`, secrets: this.#secrets });
     }
     return size;
