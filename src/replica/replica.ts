@@ -115,7 +115,8 @@ export class Replica {
   }
 
   private retry<T>(fn: () => Promise<T>, opts: { fast?: boolean }): Promise<T> {
-    return withRetry(fn, opts.fast ? { attempts: 1 } : { attempts: 4, baseMs: 200, maxMs: 2000 });
+    // Clients retry each request themselves; one more outer attempt covers the file client and stream replays.
+    return withRetry(fn, opts.fast ? { attempts: 1 } : { attempts: 2, baseMs: 200, maxMs: 1000 });
   }
 
   private async uploadSegment(p: Pos, end: number, opts: { fast?: boolean }): Promise<void> {
