@@ -55,7 +55,11 @@ export function mapS3Error(err: unknown, ctx: S3ErrorContext): LsinitError {
   const status = s3Status(err);
   const fields = { replica: ctx.display, bucket: ctx.bucket, ...(ctx.key !== undefined ? { key: ctx.key } : {}), ...(status ? { status } : {}), ...(name ? { s3Code: name } : {}) };
   if (isS3NotFound(err) && ctx.key !== undefined) return notFound(`s3 object s3://${ctx.bucket}/${ctx.key}`, fields);
-  const detail = redact(`${name || 'Error'}: ${(err as SdkErrorLike | undefined)?.message ?? String(err)}`, ctx.secrets);
+  // Network failures come as plain Errors with an errno code (ECONNREFUSED): show the code.
+  const errno = (err as { code?: unknown } | undefined)?.code;
+  const label = name && name !== 'Error' ? name : typeof errno === 'string' ? errno : 'Error';
+  const msg = (err as SdkErrorLike | undefined)?.message ?? String(err);
+  const detail = redact(msg.startsWith(label) ? msg : `${label}: ${msg}`, ctx.secrets);
   const cause = err;
   if (name === 'NoSuchBucket') {
     return new LsinitError('LSINIT_ERR_REPLICA', `s3 replica ${ctx.display}: bucket "${ctx.bucket}" does not exist (${ctx.what})`, { fields, cause, transient: false });
