@@ -1,0 +1,162 @@
+/**
+ * Replication benchmark (not a test): prints, in one run on this machine,
+ *  1. app write throughput with lsinit replicating vs without (same workload, same run) → ratio
+ *  2. replication lag commit → object on a file replica (p50/p99)
+ *  3. restore throughput (MB/s) of a large database with WAL segments
+ *  4. lsinit's peak RSS
+ * Usage: npm run build && node --import tsx bench/replication.ts [--db-mb 500] [--seconds 10]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { execa } from 'execa';
+
+const args = process.argv.slice(2);
+const opt = (n: string, d: number) => (args.includes(`--${n}`) ? Number(args[args.indexOf(`--${n}`) + 1]) : d);
+const DB_MB = opt('db-mb', 500);
+const SECONDS = opt('seconds', 10);
+const BIN = resolve(import.meta.dirname, '../bin/lsinit.js');
+const dir = mkdtempSync(join(tmpdir(), 'lsinit-bench-'));
+
+function config(db: string, replica: string, sync = '1s'): string {
+  const p = join(dir, `cfg-${Math.random()}.yml`);
+  writeFileSync(p, `dbs:\n  - path: ${db}\n    replicas:\n      - path: ${replica}\n        sync-interval: ${sync}\n`);
+  return p;
+}
+
+async function startLsinit(cfg: string) {
+  const child = execa(process.execPath, [BIN, 'replicate', '-config', cfg], { reject: false, all: true });
+  let out = '';
+  child.all!.on('data', (d: Buffer) => (out += d));
+  while (!out.includes('msg=replicating')) await sleep(20);
+  return { child }; // not the subprocess itself: it is a thenable and `await` would wait for its exit
+}
+
+function peakRSS(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Small transactions from 4 connections in one worker process for `seconds`; returns tx/s. */
+async function writeLoad(db: string, seconds: number): Promise<number> {
+  const script = `
+    const D = require(${JSON.stringify(resolve(import.meta.dirname, '../node_modules/better-sqlite3'))});
+    const conns = Array.from({length: 4}, () => { const d = new D(${JSON.stringify(db)}); d.pragma('busy_timeout=5000'); return d; });
+    conns[0].exec('CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)');
+    const st = conns.map((d) => d.prepare('INSERT INTO t (v) VALUES (?)'));
+    const end = Date.now() + ${seconds * 1000}; let n = 0;
+    while (Date.now() < end) { st[n % 4].run('x'.repeat(100)); n++; }
+    console.log(n / ${seconds});`;
+  const r = await execa(process.execPath, ['-e', script]);
+  return Number(r.stdout);
+}
+
+function freshDB(name: string): string {
+  const p = join(dir, name);
+  const d = new Database(p);
+  d.pragma('journal_mode = wal');
+  d.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  d.close();
+  return p;
+}
+
+const pct = (xs: number[], p: number) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+async function main() {
+  const rows: [string, string][] = [];
+  // 1. Throughput, interleaved baseline / replicated to share the machine's noise.
+  const base: number[] = [];
+  const repl: number[] = [];
+  let rss = 0;
+  for (let round = 0; round < 2; round++) {
+    base.push(await writeLoad(freshDB(`base-${round}.db`), SECONDS / 2));
+    const db = freshDB(`repl-${round}.db`);
+    const { child } = await startLsinit(config(db, join(dir, `replica-${round}`)));
+    repl.push(await writeLoad(db, SECONDS / 2));
+    rss = Math.max(rss, peakRSS(child.pid!));
+    child.kill('SIGTERM');
+    await child;
+  }
+  const b = base.reduce((a, x) => a + x, 0) / base.length;
+  const r = repl.reduce((a, x) => a + x, 0) / repl.length;
+  rows.push(['write throughput without lsinit (tx/s, 4 connections)', b.toFixed(0)]);
+  rows.push(['write throughput with lsinit replicating (tx/s)', r.toFixed(0)]);
+  rows.push(['ratio (goal >= 0.95)', (r / b).toFixed(3)]);
+
+  // 2. Lag: one commit every 37 ms; each commit's lag = time until an object holding it exists.
+  for (const sync of ['1s', '100ms']) {
+    const db = freshDB(`lag-${sync}.db`);
+    const replica = join(dir, `replica-lag-${sync}`);
+    const { child } = await startLsinit(config(db, replica, sync));
+    const gen = readdirSync(join(replica, 'generations'))[0]!;
+    const walDir = join(replica, 'generations', gen, 'wal');
+    const pending: number[] = [];
+    const lags: number[] = [];
+    const w = watch(walDir, (_e, name) => {
+      if (!name || name.endsWith('.tmp')) return;
+      const now = Date.now();
+      while (pending.length) lags.push(now - pending.shift()!);
+    });
+    const d = new Database(db);
+    d.pragma('busy_timeout = 5000');
+    const ins = d.prepare('INSERT INTO t (v) VALUES (?)');
+    const end = Date.now() + SECONDS * 1000;
+    while (Date.now() < end) {
+      ins.run('lag');
+      pending.push(Date.now());
+      await sleep(37);
+    }
+    await sleep(1500);
+    w.close();
+    d.close();
+    rss = Math.max(rss, peakRSS(child.pid!));
+    child.kill('SIGTERM');
+    await child;
+    rows.push([`lag commit → object, sync-interval ${sync}: p50 / p99 ms (goal p99 <= interval + 100)`, `${pct(lags, 50)} / ${pct(lags, 99)} (n=${lags.length})`]);
+  }
+
+  // 3. Restore throughput of a DB_MB database with WAL segments on top.
+  const big = freshDB('big.db');
+  {
+    const d = new Database(big);
+    d.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)');
+    const ins = d.prepare('INSERT INTO blobs (b) VALUES (randomblob(?))');
+    const tx = d.transaction((n: number) => { for (let i = 0; i < n; i++) ins.run(8000); });
+    for (let mb = 0; mb < DB_MB; mb += 80) tx(10_000);
+    d.close();
+  }
+  const bigReplica = join(dir, 'replica-big');
+  const { child } = await startLsinit(config(big, bigReplica, '200ms'));
+  {
+    const d = new Database(big);
+    d.pragma('busy_timeout = 5000');
+    const ins = d.prepare('INSERT INTO blobs (b) VALUES (randomblob(?))');
+    for (let i = 0; i < 3000; i++) ins.run(8000); // ~24 MB of WAL across several indexes
+    d.close();
+  }
+  await sleep(2000);
+  rss = Math.max(rss, peakRSS(child.pid!));
+  child.kill('SIGTERM');
+  await child;
+  const size = statSync(big).size;
+  const out = join(dir, 'restored.db');
+  const t0 = performance.now();
+  execFileSync(process.execPath, [BIN, 'restore', '-no-integrity-check', '-o', out, `file://${bigReplica}`], { stdio: 'ignore' });
+  const secs = (performance.now() - t0) / 1000;
+  rows.push([`restore of a ${(size / 1e6).toFixed(0)} MB database + WAL (file replica, no integrity check): MB/s`, (statSync(out).size / 1e6 / secs).toFixed(0)]);
+  rmSync(out);
+  const t1 = performance.now();
+  execFileSync(process.execPath, [BIN, 'restore', '-o', out, `file://${bigReplica}`], { stdio: 'ignore' });
+  rows.push(['same restore with PRAGMA integrity_check (default): MB/s', (statSync(out).size / 1e6 / ((performance.now() - t1) / 1000)).toFixed(0)]);
+  rows.push(['lsinit peak RSS (MB), over all runs above', (rss / 1e6).toFixed(0)]);
+
+  const w = Math.max(...rows.map((x) => x[0].length));
+  console.log(`\nlsinit replication benchmark — ${new Date().toISOString()}, node ${process.version}\n`);
+  for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();
