@@ -29,8 +29,10 @@ interface Variant {
 const cfg = join(dir, 'lsinit.yml');
 writeFileSync(cfg, `dbs:\n  - path: ${join(dir, 'app.db')}\n    replicas:\n      - type: file\n        path: ${join(dir, 'replica')}\n`);
 
+const tini = ['/usr/bin/tini', '/sbin/tini', '/usr/local/bin/tini'].find((p) => existsSync(p));
 const variants: Variant[] = [
   { name: 'direct (baseline)', prefix: [] },
+  ...(tini === undefined ? [] : [{ name: 'tini -s (baseline)', prefix: [tini, '-s', '--'] }]),
   { name: 'lsinit, no config', prefix: [process.execPath, BIN, '--'] },
   {
     // What `lsinit -- cmd` would cost if the CLI entry did not load every backend SDK up front.

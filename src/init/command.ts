@@ -139,8 +139,12 @@ async function defaultControllerFactory(): Promise<(config: Config, log: Logger)
   return (config, log) => new mod.Controller(config, log);
 }
 
-function loggerFor(config: Config | null): Logger {
-  if (config === null) return createLogger();
+function loggerFor(config: Config | null, env: NodeJS.ProcessEnv): Logger {
+  if (config === null) {
+    // No config: stderr, at $LSINIT_LOG_LEVEL like the rest of the CLI.
+    const level = env.LSINIT_LOG_LEVEL;
+    return createLogger(level === 'debug' || level === 'info' || level === 'warn' || level === 'error' ? { level } : {});
+  }
   // Litestream logs to stdout unless `logging.stderr: true`.
   const stream = config.logging.stderr ? process.stderr : process.stdout;
   return createLogger({ level: config.logging.level, type: config.logging.type, write: (l) => void stream.write(l) });
@@ -151,7 +155,6 @@ export async function runInit(args: readonly string[], deps: InitDeps = {}): Pro
   // First, before anything async: queue stop signals that arrive while the config loads, and keep a
   // SIGUSR1 from opening the inspector.
   const signals = deps.signals ?? new SignalHub();
-  let handedOff = false;
   try {
     const parsed = parseInitArgs(args);
     if (parsed.help) {
@@ -169,10 +172,9 @@ export async function runInit(args: readonly string[], deps: InitDeps = {}): Pro
     if (argv === undefined || argv.length === 0) {
       throw usage('no command to run: give it after --, with -exec, or as exec: in the config');
     }
-    handedOff = true;
     return await superviseWithConfig(config, argv, parsed.overrides, { ...deps, env, signals });
   } finally {
-    if (!handedOff) signals.dispose();
+    signals.dispose(); // supervise() already did unless we failed before it started; twice is harmless
   }
 }
 
@@ -181,7 +183,7 @@ export async function runInit(args: readonly string[], deps: InitDeps = {}): Pro
  * resolved config (null: pure init), merges config `init:` with flag overrides, and supervises.
  */
 export async function superviseWithConfig(config: Config | null, argv: readonly string[], overrides: InitOverrides = {}, deps: InitDeps = {}): Promise<number> {
-  const log = deps.log ?? loggerFor(config);
+  const log = deps.log ?? loggerFor(config, deps.env ?? process.env);
   const init: InitConfig = config?.init ?? {};
   const rewrite = parseRewrite(overrides.signalRewrite ?? [], init.signalRewrite ?? {});
   let env = deps.env ?? process.env;
