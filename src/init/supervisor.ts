@@ -61,7 +61,21 @@ async function within<T>(ms: number, promises: Promise<T>[]): Promise<T | 'timeo
   }
 }
 
+/**
+ * Our log lines go to stdout/stderr, which may be a pipe whose reader is gone (a log shipper that
+ * died, `| head`). Node ignores SIGPIPE and reports EPIPE as an 'error' event, which, unhandled,
+ * would crash the init and take the app down with it. Losing log lines is the lesser evil.
+ */
+let stdioGuarded = false;
+function guardStdio(): void {
+  if (stdioGuarded) return;
+  stdioGuarded = true;
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
+}
+
 export async function supervise(opts: SuperviseOptions): Promise<number> {
+  guardStdio();
   const log = opts.log;
   const now = opts.now ?? Date.now;
   const controller = opts.controller;

@@ -1,12 +1,13 @@
 /** runInit: flags, config discovery and precedence, the command sources, env stripping; and real-signal shutdown as PID 1. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Config } from '../../src/config/types.js';
 import { LsinitError } from '../../src/errors.js';
 import { runInit, type InitDeps } from '../../src/init/command.js';
-import { FakeController, FakeSignals, FIXTURES, launch, memoryLogger, readEvents, tmp, waitFor } from './helpers.js';
+import { ENTRY, FakeController, FakeSignals, FIXTURES, launch, memoryLogger, readEvents, ROOT, tmp, waitFor } from './helpers.js';
 
 function config(over: Partial<Config> = {}): Config {
   return { dbs: [], logging: { level: 'info', type: 'text', stderr: true }, init: {}, warnings: [], ...over };
@@ -141,4 +142,12 @@ test('as PID 1: restore failure → the app is never started, exit 1', async (t)
   assert.equal((await run.exited).code, 1);
   assert.equal(existsSync(marker), false);
   assert.match(run.stderr(), /restore failed; not starting the app/);
+});
+
+test('a closed log pipe (EPIPE) does not kill lsinit: the app still runs to its end and its code comes back', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, '--', 'sh', '-c', 'sleep 0.5; exit 5'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy();
+  child.stderr.destroy();
+  const code = await new Promise((r) => child.on('exit', r));
+  assert.equal(code, 5);
 });

@@ -222,3 +222,24 @@ test('leftover descendants ignoring SIGTERM are SIGKILLed after the kill grace (
   assert.ok(ms >= 280 && ms < 1500, `${ms} ms`);
   assert.ok(log.lines.some((l) => l.msg === 'killing processes the app left behind'));
 });
+
+test('no pipes: a background child holding stdout does not hold up the exit', async () => {
+  const { result } = run(['sh', '-c', 'sleep 5 & exit 0']);
+  const { code, ms } = await result;
+  assert.equal(code, 0);
+  assert.ok(ms < 1000, `${ms} ms`);
+});
+
+test('the reaper says why it cannot reap: no libc, or not PID 1 and prctl failed', () => {
+  const log = memoryLogger();
+  const none = startReaper({ log, libc: null });
+  assert.equal(none.mode, 'none');
+  assert.match(String(none.reason), /cannot load libc/);
+  const failing = { name: 'fake', waitpid: () => -1, prctl: () => -1 };
+  const noSub = startReaper({ log, libc: failing, pid: 4242 });
+  assert.equal(noSub.mode, 'none');
+  assert.match(String(noSub.reason), /PR_SET_CHILD_SUBREAPER/);
+  const asInit = startReaper({ log, libc: failing, pid: 1 });
+  assert.equal(asInit.mode, 'pid1');
+  asInit.stop();
+});
