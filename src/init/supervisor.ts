@@ -210,7 +210,10 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
   /** Restore, then start replication. Returns an exit code when the app must not be started. */
   async function startReplication(): Promise<number | undefined> {
     const stopCode = () => 128 + signalNumber(stopSignal ?? 'SIGTERM');
-    if (controller === null) return stopAt === undefined ? undefined : stopCode();
+    if (stopAt !== undefined || controller === null) {
+      if (stopAt !== undefined) log.info('stop requested before the app started; not starting it', { signal: stopSignal });
+      return stopAt === undefined ? undefined : stopCode();
+    }
     const steps = [
       ['restore', () => controller.restoreMissing()],
       ['start replication', () => controller.start()],

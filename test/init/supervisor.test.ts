@@ -243,3 +243,21 @@ test('the reaper says why it cannot reap: no libc, or not PID 1 and prctl failed
   assert.equal(asInit.mode, 'pid1');
   asInit.stop();
 });
+
+test('a stop signal queued while the config loaded: no restore, no app', async (t) => {
+  const dir = tmp(t);
+  const marker = join(dir, 'started');
+  const controller = new FakeController();
+  const signals = new FakeSignals();
+  const queued: SuperviseOptions['signals'] = {
+    subscribe(h) {
+      signals.subscribe(h);
+      h('SIGINT');
+    },
+    dispose: () => signals.dispose(),
+  };
+  const code = await supervise({ argv: [join(FIXTURES, 'marker.sh'), marker], controller, log: memoryLogger(), signals: queued, reaper: false });
+  assert.equal(code, 130);
+  assert.equal(existsSync(marker), false);
+  assert.deepEqual(controller.calls, []);
+});
