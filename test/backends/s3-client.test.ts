@@ -8,6 +8,7 @@ import { onOp, type Operation } from '../../src/metrics/ops.js';
 import { isTransient } from '../../src/replica/retry.js';
 import { makeCredentials, type S3Settings } from '../../src/replica/clients/s3-config.js';
 import { S3_PART_SIZE, S3ReplicaClient, type S3ClientOptions } from '../../src/replica/clients/s3.js';
+import { startProxy } from '../servers/s3-abs-proxy.js';
 import { freePort, MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
 
 const BUCKET = 'lsinit-client';
@@ -104,6 +105,21 @@ describe('s3 client against moto', () => {
       await c.deleteWALSegments([{ generation: G, index: 0, offset: 0 }, { generation: G, index: 0, offset: 1234 }]);
     });
     assert.deepEqual(ops, { PUT: { n: 2, bytes: 2468 }, LIST: { n: 1, bytes: 0 }, GET: { n: 1, bytes: 1234 }, DELETE: { n: 1, bytes: 0 } });
+  });
+
+  it('DeleteObjects carries Content-MD5 (MinIO and others reject it without), not only a CRC32 header', async () => {
+    const proxy = await startProxy(moto.port);
+    try {
+      const c = client({ endpoint: proxy.endpoint });
+      await c.writeWALSegment({ generation: G, index: 0, offset: 0 }, Buffer.from('x'));
+      await c.deleteGeneration(G);
+      const del = proxy.requests.filter((r) => r.method === 'POST' && r.query.has('delete'));
+      assert.equal(del.length, 1);
+      assert.match(String(del[0]!.headers['content-md5']), /^[A-Za-z0-9+/]{22}==$/);
+      assert.deepEqual(await c.walSegments(G), []);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('a missing bucket is a permanent LSINIT_ERR_REPLICA naming the bucket', async () => {

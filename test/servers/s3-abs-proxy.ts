@@ -8,12 +8,13 @@
  * sent, which moto (no signature check by default) and azurite (shared key signs the path) accept.
  */
 import { once } from 'node:events';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 
 export interface LoggedRequest {
   method: string;
   path: string;
   query: URLSearchParams;
+  headers: IncomingHttpHeaders;
   status?: number | undefined;
 }
 
@@ -33,7 +34,7 @@ export async function startProxy(targetPort: number): Promise<StoreProxy> {
   const listen = async () => {
     const s = createServer((req, res) => {
       const u = new URL(req.url ?? '/', 'http://proxy');
-      const entry: LoggedRequest = { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams };
+      const entry: LoggedRequest = { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams, headers: req.headers };
       requests.push(entry);
       const up = request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (ur) => {
         entry.status = ur.statusCode;

@@ -239,7 +239,10 @@ export class S3ReplicaClient implements ReplicaClient {
       const batch = keys.slice(i, i + DELETE_BATCH);
       const what = `DELETE ${batch.length} objects under ${posix.dirname(batch[0]!)}`;
       const out = await this.call(what, undefined, () =>
-        this.#client.send(new DeleteObjectsCommand({ Bucket: this.#s.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
+        // ChecksumAlgorithm MD5 makes the SDK send Content-MD5 (as aws-sdk-go v1 did) instead of a
+        // CRC32 header: MinIO and other S3-compatible stores reject DeleteObjects without it
+        // (MissingContentMD5, aws-sdk-js-v3#6920).
+        this.#client.send(new DeleteObjectsCommand({ Bucket: this.#s.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true }, ChecksumAlgorithm: 'MD5' })));
       const failed = out.Errors ?? [];
       if (failed.length > 0) {
         const first = failed[0]!;
