@@ -261,7 +261,9 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
     if (isFast) {
       const d = Math.min(deadline, now() + fastCloseMs);
       result = await within(d - now() + 100, [run(true, d)]);
-      return result === 'timeout' ? late(d) : result;
+      if (result === 'timeout') return late(d);
+      if (result.length === 0) log.info('final sync complete', { duration_ms: now() - t0, fast: true });
+      return result;
     }
     const first = run(false, deadline);
     result = await within<SyncFailure[] | 'fast'>(deadline - now() + 200, [first, fastAbort]);
