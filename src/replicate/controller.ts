@@ -19,6 +19,7 @@ import { DB } from '../sqlite/db.js';
 import type { ControllerLike, SyncFailure } from './types.js';
 
 const ERROR_LOG_EVERY_MS = 30_000;
+const WATCH_BATCH_MS = 50;
 
 interface Entry {
   cfg: DBConfig;
@@ -90,7 +91,12 @@ export class Controller implements ControllerLike {
     const base = basename(e.cfg.path);
     try {
       e.watcher = watch(dirname(e.cfg.path), { persistent: false }, (_ev, name) => {
-        if (name === `${base}-wal` || name === base) this.schedule(e, 0);
+        if (name !== `${base}-wal` && name !== base) return;
+        // Copy to the shadow WAL (and maybe checkpoint) at most every WATCH_BATCH_MS under a
+        // write burst, and ship as soon as a replica's sync interval allows. One sync per commit
+        // would cost the app CPU on small machines; one per monitor tick would let the WAL grow.
+        const due = Math.min(...e.replicas.map((r) => (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs));
+        this.schedule(e, Math.max(0, Math.min(WATCH_BATCH_MS, due - Date.now())));
       });
       e.watcher.on('error', () => {});
     } catch {
