@@ -5,8 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent } from 'node:https';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 export const MOTO_ACCESS_KEY_ID = 'AKIAMOTOTESTKEY00001';
@@ -37,29 +38,34 @@ async function waitReady(endpoint: string, child: ChildProcess, stderr: () => st
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}: ${stderr()}`);
-    try {
-      const res = await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      return;
-    } catch {
-      await sleep(100);
-    }
+    // A TCP connect is enough: werkzeug binds only once the app is loaded (and it works for TLS).
+    const { port } = new URL(endpoint);
+    const ok = await new Promise<boolean>((res) => {
+      const sock = connect(Number(port), '127.0.0.1', () => {
+        sock.destroy();
+        res(true);
+      });
+      sock.on('error', () => res(false));
+    });
+    if (ok) return;
+    await sleep(100);
   }
   throw new Error(`moto_server did not answer on ${endpoint} within 20 s: ${stderr()}`);
 }
 
 /**
  * `env` is passed to moto_server; `{ INITIAL_NO_AUTH_ACTION_COUNT: '0' }` makes moto check
- * signatures and access keys (unknown keys get 403 InvalidAccessKeyId).
+ * signatures and access keys (unknown keys get 403 InvalidAccessKeyId). `tls` serves HTTPS with
+ * moto's self-signed ad-hoc certificate (for skip-verify tests).
  */
-export async function startMoto(opts: { port?: number; env?: Record<string, string> } = {}): Promise<MotoServer> {
+export async function startMoto(opts: { port?: number; env?: Record<string, string>; tls?: boolean } = {}): Promise<MotoServer> {
   const port = opts.port ?? (await freePort());
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
 
   const start = async () => {
     let err = '';
-    const c = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
+    const c = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port), ...(opts.tls ? ['-s'] : [])], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
     c.stderr!.on('data', (d: Buffer) => {
       err = (err + d.toString()).slice(-4000);
     });
@@ -93,6 +99,7 @@ export async function startMoto(opts: { port?: number; env?: Record<string, stri
         endpoint,
         forcePathStyle: true,
         credentials: { accessKeyId: MOTO_ACCESS_KEY_ID, secretAccessKey: MOTO_SECRET_ACCESS_KEY },
+        ...(opts.tls ? { requestHandler: { httpsAgent: new Agent({ rejectUnauthorized: false }) } } : {}),
       });
       try {
         await s3.send(new CreateBucketCommand({ Bucket: bucket }));

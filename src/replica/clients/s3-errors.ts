@@ -64,6 +64,9 @@ export function mapS3Error(err: unknown, ctx: S3ErrorContext): LsinitError {
   if (name === 'NoSuchBucket') {
     return new LsinitError('LSINIT_ERR_REPLICA', `s3 replica ${ctx.display}: bucket "${ctx.bucket}" does not exist (${ctx.what})`, { fields, cause, transient: false });
   }
+  if (typeof errno === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(errno)) {
+    return new LsinitError('LSINIT_ERR_REPLICA', `s3 replica ${ctx.display}: ${ctx.what}: TLS certificate of the endpoint is not trusted (${errno}); fix the certificate, or set skip-verify: true for a test store`, { fields, cause, transient: false });
+  }
   if (AUTH_NAMES.has(name) || status === 401 || status === 403) {
     return new LsinitError('LSINIT_ERR_AUTH', `s3 replica ${ctx.display}: access denied for bucket "${ctx.bucket}" (${ctx.what}): ${detail}`, { fields, cause, transient: false });
   }
