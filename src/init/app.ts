@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { errorMessage } from '../errors.js';
+import { activationSpawn } from './listen.js';
 import { exitCodeOf } from './signals.js';
 
 export type AppEnd =
@@ -25,6 +26,8 @@ export interface StartAppOptions {
   /** detached: libuv calls setsid(), so the app leads its own session and process group. */
   processGroup: boolean;
   cwd?: string;
+  /** Socket-activation fds to pass on (see listen.ts); 0 for none. */
+  listenFds?: number;
 }
 
 /** tini's codes: 127 command not found, 126 found but not executable, 1 anything else. */
@@ -42,8 +45,9 @@ function spawnErrorMessage(cmd: string, errno: string, err: unknown): string {
 
 export function startApp(argv: readonly string[], opts: StartAppOptions): App {
   const [cmd, ...args] = argv as [string, ...string[]];
-  const child = spawn(cmd, args, {
-    stdio: 'inherit',
+  const activation = opts.listenFds !== undefined && opts.listenFds > 0 ? activationSpawn(argv, opts.listenFds) : undefined;
+  const child = spawn(activation?.file ?? cmd, activation?.args ?? args, {
+    stdio: activation?.stdio ?? 'inherit',
     env: opts.env,
     detached: opts.processGroup,
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),

@@ -11,6 +11,7 @@ import type { ControllerLike, SyncFailure } from '../replicate/types.js';
 import { startApp, type App, type AppEnd } from './app.js';
 import { DEFAULT_KILL_GRACE_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, fmtMs, planBudget } from './budget.js';
 import { stopLeftovers } from './leftovers.js';
+import { listenFdCount } from './listen.js';
 import { disabledReaper, startReaper, type Reaper } from './reaper.js';
 import { SignalHub, type SignalSource } from './signal-hub.js';
 import { STOP_SIGNALS, SWALLOWED_SIGNALS, signalNumber, type SignalRewrite } from './signals.js';
@@ -169,7 +170,10 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
     if (early !== undefined) return early;
 
     // 2. Run the app.
-    app = startApp(opts.argv, { env: opts.env ?? process.env, processGroup, ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
+    const env = opts.env ?? process.env;
+    const listenFds = listenFdCount(env, process.pid);
+    if (listenFds > 0) log.info('socket activation: passing fds on and setting LISTEN_PID to the app', { fds: listenFds });
+    app = startApp(opts.argv, { env, processGroup, listenFds, ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
     phase = 'running';
     if (app.pid !== undefined) log.info('app started', { pid: app.pid, startup_ms: now() - startedAt });
     let end: AppEnd | 'stuck' = await Promise.race([app.ended, stuck]);

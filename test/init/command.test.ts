@@ -1,6 +1,7 @@
 /** runInit: flags, config discovery and precedence, the command sources, env stripping; and real-signal shutdown as PID 1. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import * as net from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -150,4 +151,31 @@ test('a closed log pipe (EPIPE) does not kill lsinit: the app still runs to its 
   child.stderr.destroy();
   const code = await new Promise((r) => child.on('exit', r));
   assert.equal(code, 5);
+});
+
+test('socket activation: fd 3 reaches the app and LISTEN_PID is rewritten to the app\'s pid', async () => {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  // exec keeps the pid, so $$ is lsinit's pid, as systemd would set it.
+  const child = spawn('sh', ['-c', `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" --import tsx "$1" -- "$0" "$2"`, process.execPath, ENTRY, join(FIXTURES, 'listen-app.mjs')], {
+    cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe', fd],
+  });
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  server.close(); // the app owns the socket now
+  await waitFor(() => err.includes('msg="app started"'), 10_000, 'app start');
+  const reply = await new Promise<string>((res, rej) => {
+    const c = net.connect(port, '127.0.0.1');
+    let data = '';
+    c.on('data', (d) => (data += d.toString()));
+    c.on('end', () => res(data));
+    c.on('error', rej);
+  });
+  const appPid = /msg="app started" pid=(\d+)/.exec(err)?.[1];
+  assert.equal(reply, `ok ${appPid}\n`);
+  assert.match(err, /socket activation/);
+  child.kill('SIGTERM');
+  assert.equal(await new Promise((r) => child.on('exit', r)), 143);
 });
