@@ -124,19 +124,15 @@ export interface InitDeps {
   reap?: boolean;
 }
 
-// Variable specifiers: the config loader and controller are built by another part of the code base;
-// importing them lazily keeps `lsinit -- cmd` without a config free of the replication stack.
-const CONFIG_MODULE = '../config/load.js';
-const CONTROLLER_MODULE = '../replicate/controller.js';
-
+// Imported lazily: `lsinit -- cmd` without a config never loads the replication stack.
 async function defaultLoadConfig(opts: { path?: string; expandEnv: boolean; env?: NodeJS.ProcessEnv }): Promise<Config> {
-  const mod = (await import(CONFIG_MODULE)) as { loadConfig: (o: typeof opts) => Promise<Config> };
-  return mod.loadConfig(opts);
+  const { loadConfig } = await import('../config/load.js');
+  return loadConfig(opts);
 }
 
 async function defaultControllerFactory(): Promise<(config: Config, log: Logger) => ControllerLike> {
-  const mod = (await import(CONTROLLER_MODULE)) as { Controller: new (config: Config, log: Logger) => ControllerLike };
-  return (config, log) => new mod.Controller(config, log);
+  const { Controller } = await import('../replicate/controller.js');
+  return (config, log) => new Controller(config, log);
 }
 
 function loggerFor(config: Config | null, env: NodeJS.ProcessEnv): Logger {
