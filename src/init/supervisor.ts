@@ -247,7 +247,7 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
       for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
       code = appCode !== 0 ? appCode : (opts.syncFailureExitCode ?? DEFAULT_SYNC_FAILURE_EXIT_CODE);
     }
-    log.info('lsinit exiting', { exit_code: code, shutdown_ms: stopAt === undefined ? undefined : now() - stopAt });
+    log.info('lsinit exiting', { exit_code: code, shutdown_ms: stopAt === undefined ? undefined : now() - stopAt, zombies_reaped: reaper.reaped });
     return code;
   }
 

@@ -11,12 +11,14 @@ test('100 orphaned zombies are reaped when lsinit is PID 1', async () => {
   const run = launch(['--', ...ZOMBIES], { pid1: true });
   assert.equal((await run.exited).code, 0, run.stderr());
   assert.match(run.stderr(), /mode=pid1 reaper=pid1/);
+  assert.ok(Number(/zombies_reaped=(\d+)/.exec(run.stderr())?.[1]) >= 100, 'the orphans were ours to reap');
 });
 
 test('100 orphaned zombies are reaped when lsinit is not PID 1 (child subreaper)', async () => {
   const run = launch(['--', ...ZOMBIES]);
   assert.equal((await run.exited).code, 0, run.stderr());
   assert.match(run.stderr(), /mode=subreaper reaper=subreaper/);
+  assert.ok(Number(/zombies_reaped=(\d+)/.exec(run.stderr())?.[1]) >= 100, 'the orphans were re-parented to us');
 });
 
 test('negative control: with the reaper off, the 100 orphans stay zombies under PID 1', async () => {
