@@ -82,27 +82,7 @@ export class Replica {
         this.pos = await this.calcPos(dpos.generation, opts);
         this.log.debug('replica position', { position: formatPos(this.pos) });
       }
-      // Ship up to where the shadow was when this sync began: one PUT per index touched, not
-      // a chase after every commit that lands while an upload is in flight.
-      for (;;) {
-        const p: Pos = this.pos!;
-        if (p.generation !== dpos.generation || p.index > dpos.index || (p.index === dpos.index && p.offset >= dpos.offset)) break;
-        const end = p.index === dpos.index ? dpos.offset : this.db.shadowSize(p.generation, p.index);
-        if (end < 0) {
-          throw new LsinitError('LSINIT_ERR_REPLICA', `shadow WAL ${hex8(p.index)} of generation ${p.generation} is gone locally; the replica will resync with a snapshot`);
-        }
-        if (p.offset < end) {
-          await this.uploadSegment(p, end, opts);
-          continue;
-        }
-        if (p.offset > end) throw new LsinitError('LSINIT_ERR_REPLICA', `replica position ${formatPos(p)} is past the local shadow WAL (${end})`);
-        // This index is fully shipped; move on if a later one exists.
-        if (this.db.shadowSize(p.generation, p.index + 1) >= 0) {
-          this.pos = { generation: p.generation, index: p.index + 1, offset: 0 };
-          continue;
-        }
-        break;
-      }
+      await this.uploadTo(dpos, opts);
       this.stats.lastSyncAt = this.now();
       this.stats.pendingSince = undefined;
       this.stats.lastError = undefined;
@@ -111,6 +91,38 @@ export class Replica {
       this.stats.lastError = errorMessage(err);
       if (err instanceof LsinitError && err.code === 'LSINIT_ERR_REPLICA') this.pos = undefined; // relearn position next time
       throw err;
+    }
+  }
+
+  /**
+   * Ship up to `dpos` (where the shadow was when the sync began): one PUT per index touched,
+   * not a chase after every commit that lands while an upload is in flight.
+   */
+  private async uploadTo(dpos: Pos, opts: { fast?: boolean }): Promise<void> {
+    for (;;) {
+      const p: Pos = this.pos!;
+      if (p.generation !== dpos.generation || p.index > dpos.index || (p.index === dpos.index && p.offset >= dpos.offset)) break;
+      const end = p.index === dpos.index ? dpos.offset : this.db.shadowSize(p.generation, p.index);
+      if (end < 0) {
+        // The replica is further behind than the local shadow WAL reaches (it was down while
+        // older indexes were cleaned up): a snapshot of the current state closes the gap.
+        this.log.warn('replica is behind the local shadow WAL; writing a snapshot to catch up', { position: formatPos(p) });
+        let index = p.index;
+        await this.writeSnapshotObject(opts, (i) => (index = i.index));
+        this.pos = { generation: p.generation, index, offset: 0 };
+        continue;
+      }
+      if (p.offset < end) {
+        await this.uploadSegment(p, end, opts);
+        continue;
+      }
+      if (p.offset > end) throw new LsinitError('LSINIT_ERR_REPLICA', `replica position ${formatPos(p)} is past the local shadow WAL (${end})`);
+      // This index is fully shipped; move on if a later one exists.
+      if (this.db.shadowSize(p.generation, p.index + 1) >= 0) {
+        this.pos = { generation: p.generation, index: p.index + 1, offset: 0 };
+        continue;
+      }
+      break;
     }
   }
 
@@ -124,14 +136,14 @@ export class Replica {
     const len = end - p.offset;
     const t0 = performance.now();
     await this.retry(async () => {
-      if (len <= INLINE_SEGMENT_MAX) {
-        const raw = await buffer(createReadStream(path, { start: p.offset, end: end - 1 }));
-        if (raw.length !== len) throw new LsinitError('LSINIT_ERR_REPLICA', `short read of ${path}: ${raw.length} of ${len} bytes`, { transient: true });
-        await this.client.writeWALSegment(p, await encodeFrame(raw));
-      } else {
-        const body = Readable.from(encodeFrameStream(createReadStream(path, { start: p.offset, end: end - 1, highWaterMark: 1 << 20 })));
-        await this.client.writeWALSegment(p, body);
-      }
+    if (len <= INLINE_SEGMENT_MAX) {
+      const raw = await buffer(createReadStream(path, { start: p.offset, end: end - 1 }));
+      if (raw.length !== len) throw new LsinitError('LSINIT_ERR_REPLICA', `short read of ${path}: ${raw.length} of ${len} bytes`, { transient: true });
+      await this.client.writeWALSegment(p, await encodeFrame(raw));
+    } else {
+      const body = Readable.from(encodeFrameStream(createReadStream(path, { start: p.offset, end: end - 1, highWaterMark: 1 << 20 })));
+      await this.client.writeWALSegment(p, body);
+    }
     }, opts);
     this.pos = { generation: p.generation, index: p.index, offset: end };
     this.stats.walBytes += len;
@@ -166,18 +178,36 @@ export class Replica {
   private async snapshotInner(opts: { fast?: boolean }): Promise<void> {
     const t0 = performance.now();
     let info: { generation: string; index: number } | undefined;
+    // Point-in-time safety (the hazard in reference §4.3): the snapshot file may hold pages
+    // back-filled from WAL frames up to our read mark. Ship every frame up to that mark *before*
+    // the snapshot object exists, and keep our checkpoints (which move the mark) off until it is
+    // written, so any timestamp that selects this snapshot also selects those frames.
+    this.db.holdCheckpoints(1);
+    try {
+      const cur = this.pos;
+      if (cur && cur.generation === this.db.pos()?.generation) {
+        this.db.sync();
+        await this.uploadTo(this.db.pos()!, opts);
+      }
+      await this.writeSnapshotObject(opts, (i) => (info = i));
+    } finally {
+      this.db.holdCheckpoints(-1);
+    }
+    this.lastSnapshotAt = this.now();
+    this.stats.snapshots++;
+    this.log.info('snapshot written', { position: `${info!.generation}/${hex8(info!.index)}`, elapsed_ms: Math.round(performance.now() - t0) });
+  }
+
+  private async writeSnapshotObject(opts: { fast?: boolean }, onInfo: (i: { generation: string; index: number }) => void): Promise<void> {
     await this.retry(async () => {
       const snap = this.db.beginSnapshot();
-      info = snap;
+      onInfo(snap);
       try {
         await this.client.writeSnapshot(snap.generation, snap.index, Readable.from(encodeFrameStream(snap.stream)));
       } finally {
         snap.stream.destroy();
       }
     }, opts);
-    this.lastSnapshotAt = this.now();
-    this.stats.snapshots++;
-    this.log.info('snapshot written', { position: `${info!.generation}/${hex8(info!.index)}`, elapsed_ms: Math.round(performance.now() - t0) });
   }
 
   /** Snapshot when `snapshot-interval` has passed since the last one (by this process). */

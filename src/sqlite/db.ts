@@ -377,6 +377,11 @@ export class DB {
     return { generation: this.generation, index: this.index, size, stream };
   }
 
+  /** Hold off our own checkpoints (and so read-mark moves) while a replica prepares a snapshot. */
+  holdCheckpoints(delta: 1 | -1): void {
+    this.snapshotting += delta;
+  }
+
   /** Checksum-free identity used by tests and `databases`: size and WAL size. */
   sizes(): { db: number; wal: number } {
     return { db: Math.max(0, fileSize(this.path)), wal: Math.max(0, fileSize(this.walPath)) };
