@@ -5,7 +5,8 @@ import { cpSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const VECTORS = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/vectors');
+// shared/ sits beside the checkout (CI lays it there too); LSINIT_VECTORS overrides.
+export const VECTORS = process.env['LSINIT_VECTORS'] ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/vectors');
 
 export interface VectorFile { path: string; sha256: string; mtime_ns_str: string }
 export interface Manifest { scenario: string; page_size: number; generations: string[]; files: VectorFile[] }
