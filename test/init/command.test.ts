@@ -130,7 +130,7 @@ test('as PID 1: two SIGTERMs 100 ms apart end everything at once', async (t) => 
   process.kill(pid, 'SIGTERM');
   const end = await run.exited;
   assert.equal(end.code, 137);
-  assert.ok(end.at - t0 < 1000, `${end.at - t0} ms`);
+  assert.ok(end.at - t0 < 3000, `not the 22.5 s app budget or the 20 s close (${end.at - t0} ms)`);
   assert.match(run.stderr(), /second stop signal/);
   assert.deepEqual(readEvents(events).filter((e) => e.type === 'close').map((e) => e.fast), [true]);
 });

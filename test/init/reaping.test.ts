@@ -26,11 +26,10 @@ test('negative control: with the reaper off, the 100 orphans stay zombies under 
   assert.equal((await run.exited).code, 100, run.stderr());
 });
 
-test("the app's exit is never lost while orphans churn around it (no waitpid(-1))", async () => {
+// No time bound: a lost exit event means a hang, which the test timeout catches.
+test("the app's exit is never lost while orphans churn around it (no waitpid(-1))", { timeout: 60_000 }, async () => {
   const runs = Array.from({ length: 4 }, (_, i) =>
     launch(['--', process.execPath, join(FIXTURES, 'churn.mjs')], { pid1: true, env: { CODE: String(40 + i) } }));
-  const started = Date.now();
   const ends = await Promise.all(runs.map((r) => r.exited));
   assert.deepEqual(ends.map((e) => e.code), [40, 41, 42, 43]);
-  assert.ok(Date.now() - started < 8000);
 });

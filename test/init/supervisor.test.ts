@@ -108,7 +108,7 @@ test('an app ignoring SIGTERM is SIGKILLed at the app budget and the final sync 
   assert.deepEqual(readFileSync(out, 'utf8'), 'SIGTERM\n');
   const close = controller.calls.find((c) => c.type === 'close');
   assert.ok(close !== undefined);
-  assert.ok(close.t - t0 >= 950 && close.t - t0 < 1600, `app killed at the 1 s app budget (close at +${close.t - t0} ms)`);
+  assert.ok(close.t - t0 >= 950 && close.t - t0 < 1900, `app killed at the 1 s app budget (close at +${close.t - t0} ms)`);
   assert.ok(Math.abs((close.deadline as number) - (t0 + 2000)) < 60, 'sync deadline is the end of the total budget');
   assert.ok(end - t0 < 2100, `exited within the 2 s budget (+${end - t0} ms)`);
 });
@@ -150,7 +150,7 @@ test('a final sync that overruns its deadline is cut off and counted as a failur
   const { result, log } = run(['true'], { controller, shutdownTimeoutMs: 1000 });
   const { code, ms } = await result;
   assert.equal(code, 70);
-  assert.ok(ms < 1500, `${ms} ms`);
+  assert.ok(ms < 3000, `cut at the 1 s deadline, not after the 10 s close (${ms} ms)`);
   assert.ok(log.lines.some((l) => l.msg === 'final sync failed' && String(l.fields.error).includes('deadline')));
 });
 
@@ -167,7 +167,7 @@ test('a second stop signal while the app drains kills it and closes fast, at onc
   signals.send('SIGINT');
   const { code } = await result;
   assert.equal(code, 137);
-  assert.ok(Date.now() - t0 < 1500, `${Date.now() - t0} ms`);
+  assert.ok(Date.now() - t0 < 3000, `not the 15 s app budget or the 10 s close (${Date.now() - t0} ms)`);
   assert.deepEqual(controller.calls.filter((c) => c.type === 'close').map((c) => c.fast), [true]);
   assert.ok(log.lines.some((l) => l.level === 'warn' && l.msg.startsWith('second stop signal')));
 });
@@ -180,7 +180,7 @@ test('a second stop signal during a slow final sync re-issues close({fast}) and 
   signals.send('SIGTERM'); // the platform's first: shutdown is already under way
   signals.send('SIGTERM');
   assert.equal((await result).code, 0);
-  assert.ok(Date.now() - t0 < 500);
+  assert.ok(Date.now() - t0 < 1500, 'not the 10 s of the slow close');
   assert.deepEqual(controller.calls.filter((c) => c.type === 'close').map((c) => c.fast), [false, true]);
 });
 
@@ -227,7 +227,7 @@ test('no pipes: a background child holding stdout does not hold up the exit', as
   const { result } = run(['sh', '-c', 'sleep 5 & exit 0']);
   const { code, ms } = await result;
   assert.equal(code, 0);
-  assert.ok(ms < 1000, `${ms} ms`);
+  assert.ok(ms < 3000, `did not wait for the 5 s sleep (${ms} ms)`);
 });
 
 test('the reaper says why it cannot reap: no libc, or not PID 1 and prctl failed', () => {
