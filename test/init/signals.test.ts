@@ -1,10 +1,11 @@
 /** Real signals sent from the host namespace to lsinit running as PID 1 (`unshare --pid`), as runc does. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FORWARDED_SIGNALS, STOP_SIGNALS } from '../../src/init/signals.js';
-import { FIXTURES, launch, readLines, sleep, tmp, waitFor } from './helpers.js';
+import { ENTRY, FIXTURES, launch, readLines, ROOT, sleep, tmp, waitFor } from './helpers.js';
 
 const APP = [process.execPath, join(FIXTURES, 'signals-app.mjs')];
 
@@ -91,3 +92,27 @@ test('-process-group: a signal the app ignores still reaches its children; witho
   process.kill(pid, 'SIGTERM');
   assert.equal((await single.exited).code, 143);
 });
+
+const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+
+// `script` runs lsinit as a session leader on a fresh pty, like `docker run -it`; ^C is written to it.
+for (const group of [false, true]) {
+  test(`under a terminal${group ? ' with -process-group' : ''}: ^C reaches the app, a second ^C ends everything`, { skip: SCRIPT === undefined && 'script(1) not installed' }, async (t) => {
+    const dir = tmp(t);
+    const out = join(dir, 'signals');
+    const cmd = [process.execPath, '--import', 'tsx', ENTRY, ...(group ? ['-process-group'] : []), '--', ...APP].map((a) => `'${a}'`).join(' ');
+    const child = spawn(SCRIPT as string, ['-qfec', cmd, '/dev/null'], { cwd: ROOT, env: { ...process.env, OUT: out, IGNORE_TERM: '1' }, stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise<number | null>((r) => child.on('exit', r));
+    await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
+    child.stdin.write('\x03');
+    await waitFor(() => readLines(out).length > 0 || undefined, 5000, 'SIGINT at the app');
+    await sleep(200);
+    // Without its own group the app is in the terminal's foreground group too: it gets the tty's SIGINT
+    // and lsinit's forwarded one, which the kernel may merge into one delivery.
+    const lines = readLines(out);
+    if (group) assert.deepEqual(lines, ['SIGINT']);
+    else assert.ok(lines.length >= 1 && lines.length <= 2 && lines.every((l) => l === 'SIGINT'), lines.join(','));
+    child.stdin.write('\x03');
+    assert.equal(await exited, 137);
+  });
+}
