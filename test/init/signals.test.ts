@@ -116,3 +116,13 @@ for (const group of [false, true]) {
     assert.equal(await exited, 137);
   });
 }
+
+test('the app starts with default signal dispositions even if lsinit inherited an ignored SIGHUP (libuv resets them; tini would keep it)', async (t) => {
+  const dir = tmp(t);
+  const out = join(dir, 'status');
+  const inner = [process.execPath, '--import', 'tsx', ENTRY, '--', 'sh', '-c', 'grep SigIgn /proc/self/status > "$OUT"'].map((a) => `'${a}'`).join(' ');
+  const child = spawn('sh', ['-c', `trap '' HUP; exec ${inner}`], { cwd: ROOT, env: { ...process.env, OUT: out }, stdio: 'ignore' });
+  assert.equal(await new Promise((r) => child.on('exit', r)), 0);
+  const mask = BigInt(`0x${readFileSync(out, 'utf8').split(/\s+/)[1]}`);
+  assert.equal(mask & 1n, 0n, 'SIGHUP (bit 0) is not ignored in the app');
+});
