@@ -12,7 +12,7 @@ import { startApp, type App, type AppEnd } from './app.js';
 import { DEFAULT_KILL_GRACE_MS, DEFAULT_SHUTDOWN_TIMEOUT_MS, fmtMs, planBudget } from './budget.js';
 import { stopLeftovers } from './leftovers.js';
 import { listenFdCount } from './listen.js';
-import { disabledReaper, startReaper, type Reaper } from './reaper.js';
+import { disabledReaper, startReaper, trackNodeChildren, type Reaper } from './reaper.js';
 import { SignalHub, type SignalSource } from './signal-hub.js';
 import { STOP_SIGNALS, SWALLOWED_SIGNALS, signalNumber, type SignalRewrite } from './signals.js';
 
@@ -86,6 +86,7 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
   const killGraceMs = opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const fastCloseMs = opts.fastCloseMs ?? 1000;
   const signals = opts.signals ?? new SignalHub();
+  trackNodeChildren(); // leftovers must never include a child Node spawned, reaper or not
   const reaper = opts.reaper === false ? disabledReaper('disabled') : (opts.reaper ?? startReaper({ log }));
 
   let phase: Phase = 'starting';
