@@ -2,12 +2,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../src/log/logger.js';
 import type { ControllerLike, SyncFailure } from '../../src/replicate/types.js';
 import type { SignalSource } from '../../src/init/signal-hub.js';
 
-export const ROOT = resolve(import.meta.dirname, '../..');
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIXTURES = join(ROOT, 'test/fixtures');
 export const ENTRY = join(FIXTURES, 'init-entry.ts');
 
