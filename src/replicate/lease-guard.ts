@@ -65,6 +65,8 @@ export class LeaseGuard {
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> = Promise.resolve();
   private failures = 0;
+  private lastFailure: string | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
   state: LeaseState = 'idle';
   /** Why the lease was lost, once it was. */
   lostError: LsinitError | undefined;
@@ -160,7 +162,8 @@ export class LeaseGuard {
   /** Stop renewing and delete the lease object if it is still ours. */
   async release(): Promise<void> {
     this.stopTimer();
-    await this.inFlight;
+    // A lost lease is not ours to delete, and a renewal hanging on a dead connection must not hold up shutdown.
+    if (this.state === 'held') await this.inFlight;
     if (this.state !== 'held' || this.token === undefined) {
       if (this.state === 'idle') this.state = 'released';
       return;
@@ -188,10 +191,14 @@ export class LeaseGuard {
     }
     const lease = this.lease();
     try {
-      this.token = await this.o.store.replace(lease, this.token);
-      this.expiresAtMs = Date.parse(lease.expiresAt);
+      const token = await this.o.store.replace(lease, this.token);
+      // The watchdog may have given the lease up while this request hung: stay lost (loud, safe).
+      if (this.state !== 'held') throw this.lostError!;
+      this.token = token;
+      this.setExpiry(Date.parse(lease.expiresAt));
       this.failures = 0;
     } catch (err) {
+      if (this.state !== 'held') throw this.lostError ?? err;
       if (isLeaseConflict(err)) {
         // Who has it now, for the message; a failed read must not hide the loss.
         const cur = await this.o.store.read().catch(() => undefined);
@@ -199,13 +206,29 @@ export class LeaseGuard {
         throw this.lostError;
       }
       this.failures++;
+      this.lastFailure = errorMessage(err);
       // We must stop before anyone else may consider the lease expired.
       if (this.now() + this.safetyMs() >= this.expiresAtMs) {
-        this.lose(lostError(this.o.store, this.o.replica, `it could not be renewed before it expired (${errorMessage(err)})`, undefined, this.now(), err));
+        this.lose(lostError(this.o.store, this.o.replica, `it could not be renewed before it expired (${this.lastFailure})`, undefined, this.now(), err));
         throw this.lostError;
       }
       throw err;
     }
+  }
+
+  /**
+   * Record our expiry and arm the watchdog: whatever the renewals are doing (failing, or hanging
+   * on a dead connection), the lease is given up `safetyMs` before others may treat it as expired.
+   */
+  private setExpiry(ms: number): void {
+    this.expiresAtMs = ms;
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      this.watchdog = undefined;
+      if (this.state !== 'held') return;
+      this.lose(lostError(this.o.store, this.o.replica, `it could not be renewed before it expired (${this.lastFailure ?? 'renewal did not answer'})`, undefined, this.now(), undefined));
+    }, Math.max(0, ms - this.safetyMs() - this.now()));
+    this.watchdog.unref();
   }
 
   private safetyMs(): number {
@@ -242,14 +265,14 @@ export class LeaseGuard {
 
   private adopt(rec: LeaseRecord): void {
     this.token = rec.token;
-    this.expiresAtMs = Date.parse(rec.lease.expiresAt);
     this.state = 'held';
+    this.setExpiry(Date.parse(rec.lease.expiresAt));
     this.o.log?.info('replica lease acquired', { replica: this.o.replica, location: this.o.store.location, expiresAt: rec.lease.expiresAt, holderId: this.holder.id });
     this.schedule(this.renewIntervalMs);
   }
 
   private schedule(ms: number): void {
-    this.stopTimer();
+    if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.renew().then(
@@ -267,6 +290,8 @@ export class LeaseGuard {
   private stopTimer(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = undefined;
   }
 
   private lease(): Lease {
