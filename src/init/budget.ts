@@ -17,6 +17,19 @@ export interface Budget {
 }
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 9000;
+/** Fly.io's default kill_timeout is 5 s (fly.io/docs, "Graceful VM exits"), minus a margin. */
+export const FLY_SHUTDOWN_TIMEOUT_MS = 4000;
+
+/**
+ * G when neither the flag nor the config sets it. On Fly.io (FLY_MACHINE_ID is set in every Machine,
+ * fly.io/docs/runtime-environment) Docker's 9 s would outlive the default 5 s kill_timeout and the
+ * final sync would be SIGKILLed, the one thing G exists to prevent. Elsewhere (Docker 10 s, K8s and
+ * Render 30 s) 9 s fits.
+ */
+export function defaultShutdownTimeout(env: NodeJS.ProcessEnv): { ms: number; platform?: string } {
+  if (env.FLY_MACHINE_ID) return { ms: FLY_SHUTDOWN_TIMEOUT_MS, platform: 'fly.io' };
+  return { ms: DEFAULT_SHUTDOWN_TIMEOUT_MS };
+}
 export const DEFAULT_KILL_GRACE_MS = 2000;
 
 export function planBudget(totalMs: number): Budget {

@@ -9,6 +9,7 @@ import type { Config, InitConfig } from '../config/types.js';
 import { LsinitError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { ControllerLike } from '../replicate/types.js';
+import { defaultShutdownTimeout } from './budget.js';
 import { parseDuration } from './duration.js';
 import { stripCredentials } from './env.js';
 import { SignalHub, type SignalSource } from './signal-hub.js';
@@ -30,7 +31,7 @@ Flags:
                            without one lsinit is a plain init and replicates nothing)
   -no-expand-env           do not expand $VAR / \${VAR} in the config file
   -exec CMD                command line to run (split like a shell, no shell); overrides config exec:
-  -shutdown-timeout DUR    total budget from the first stop signal to exit (default 9s)
+  -shutdown-timeout DUR    total budget from the first stop signal to exit (default 9s; 4s on Fly.io)
   -kill-grace DUR          grace for leftover processes between SIGTERM and SIGKILL (default 2s)
   -signal-rewrite FROM:TO  rewrite a forwarded signal, e.g. INT:TERM; TO=0 drops it (repeatable)
   -process-group           run the command in its own process group and signal the whole group
@@ -194,7 +195,14 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
     const create = deps.createController ?? (await defaultControllerFactory());
     controller = create(config, log);
   }
-  const shutdownTimeoutMs = overrides.shutdownTimeoutMs ?? init.shutdownTimeoutMs;
+  let shutdownTimeoutMs = overrides.shutdownTimeoutMs ?? init.shutdownTimeoutMs;
+  if (shutdownTimeoutMs === undefined) {
+    const d = defaultShutdownTimeout(deps.env ?? process.env);
+    shutdownTimeoutMs = d.ms;
+    if (d.platform === 'fly.io') {
+      log.info('Fly.io detected (FLY_MACHINE_ID): shutdown-timeout defaults to 4s to fit the default kill_timeout of 5s; set -shutdown-timeout to match a longer kill_timeout');
+    }
+  }
   const killGraceMs = overrides.killGraceMs ?? init.killGraceMs;
   const processGroup = overrides.processGroup ?? init.processGroup;
   return supervise({
@@ -203,7 +211,7 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
     log,
     env,
     signalRewrite: rewrite,
-    ...(shutdownTimeoutMs === undefined ? {} : { shutdownTimeoutMs }),
+    shutdownTimeoutMs,
     ...(killGraceMs === undefined ? {} : { killGraceMs }),
     ...(processGroup === undefined ? {} : { processGroup }),
     ...(init.syncFailureExitCode === undefined ? {} : { syncFailureExitCode: init.syncFailureExitCode }),

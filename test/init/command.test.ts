@@ -179,3 +179,17 @@ test('socket activation: fd 3 reaches the app and LISTEN_PID is rewritten to the
   child.kill('SIGTERM');
   assert.equal(await new Promise((r) => child.on('exit', r)), 143);
 });
+
+test('on Fly.io (FLY_MACHINE_ID) the default budget is 4 s, to fit the default 5 s kill_timeout; an explicit one wins', async () => {
+  const fly = { PATH: process.env.PATH, FLY_MACHINE_ID: '148ed193b95089' };
+  let x = deps({ env: fly });
+  await runInit(['--', 'true'], x.d);
+  assert.equal(x.log.lines.find((l) => l.msg === 'lsinit supervising')?.fields.shutdown_timeout, '4s');
+  assert.ok(x.log.lines.some((l) => l.msg.startsWith('Fly.io detected')));
+  x = deps({ env: fly });
+  await runInit(['-shutdown-timeout', '20s', '--', 'true'], x.d);
+  assert.equal(x.log.lines.find((l) => l.msg === 'lsinit supervising')?.fields.shutdown_timeout, '20s');
+  x = deps();
+  await runInit(['--', 'true'], x.d);
+  assert.equal(x.log.lines.find((l) => l.msg === 'lsinit supervising')?.fields.shutdown_timeout, '9s');
+});
