@@ -155,3 +155,18 @@ test('`lsinit replicate -exec CMD` runs the same supervisor: final sync and the 
   const failing = await pid1(['replicate', '-config', cfg, '-exec', `sh -c 'exit 3'`], { OUT: out });
   assert.equal(failing.code, 3, failing.output);
 });
+
+test('as PID 1: a final sync that fails makes the exit code non-zero (70 when the app exited 0) and names the replica', async (t) => {
+  const dir = tmp(t);
+  const { db, cfg, out, replica } = setup(dir);
+  let inner: () => number | undefined = () => undefined;
+  const done = pid1(['-config', cfg, '--', process.execPath, APP, db, 'term', '5'], { OUT: out, TERM_EXIT: '0' }, (f) => (inner = f));
+  await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
+  // The replica becomes unwritable: its directory is replaced by a file.
+  rmSync(replica, { recursive: true, force: true });
+  writeFileSync(replica, 'not a directory');
+  process.kill(await waitFor(inner, 5000, 'lsinit pid'), 'SIGTERM');
+  const r = await done;
+  assert.equal(r.code, 70, r.output);
+  assert.match(r.output, /level=ERROR msg="final sync failed" db=\S+app\.db replica=/);
+});
