@@ -46,8 +46,16 @@ export interface ReplicaHealth {
   reason?: string;
 }
 
+export interface DBHealth {
+  db: string;
+  /** `failing`: shadow WAL syncs only failed during the last window, so nothing new reaches any replica. */
+  status: 'ok' | 'failing';
+  reason?: string;
+}
+
 export interface Health {
   status: 'ok' | 'behind';
+  dbs: DBHealth[];
   replicas: ReplicaHealth[];
   child?: { restarts: number; last_exit_code: number | null };
 }
@@ -63,37 +71,68 @@ export function parseAddr(addr: string): { host: string | undefined; port: numbe
   return { host: host === '' || host === undefined ? undefined : host, port };
 }
 
-export function healthOf(source: MetricsSource, now: number, since: number, init?: ChildStats): { code: 200 | 503; body: Health } {
-  const replicas: ReplicaHealth[] = [];
-  for (const e of source.entries) {
-    for (const r of e.replicas) {
-      const lag = replicaLagMs(r, now, since);
-      const allowed = Math.max(HEALTH_SYNC_INTERVALS * r.cfg.syncIntervalMs, HEALTH_MIN_ALLOWANCE_MS);
-      const h: ReplicaHealth = {
-        db: e.cfg.path,
-        name: r.name,
-        type: r.cfg.type,
-        status: lag <= allowed ? 'ok' : 'behind',
-        lag_seconds: lag / 1000,
-        allowed_lag_seconds: allowed / 1000,
-        last_sync: r.stats.lastSyncAt === undefined ? null : new Date(r.stats.lastSyncAt).toISOString(),
-      };
-      if (h.status === 'behind') {
-        h.reason = r.stats.lastError ?? (r.stats.lastSyncAt === undefined ? 'no successful sync yet' : `upload still in progress after ${(lag / 1000).toFixed(1)}s`);
+/**
+ * The /healthz verdict, computed when asked (no timers).
+ *
+ * Replicas: ok while caught up or behind by at most max(3 sync intervals, 1 s).
+ * Databases: a replica can look caught up while the local shadow WAL sync fails on every tick
+ * (missing directory, full disk): it has everything the shadow has, and the shadow stopped. So a
+ * database is `failing` when, over a window of at least max(3 monitor intervals, 1 s), its sync
+ * error count grew and its successful sync count did not (the monitor syncs on every tick, so a
+ * healthy database always advances). Windows shorter than that keep the previous verdict, so
+ * back-to-back probes do not flap.
+ */
+export function createHealthCheck(source: MetricsSource, opts: { init?: ChildStats | undefined; now?: () => number } = {}): () => { code: 200 | 503; body: Health } {
+  const now = opts.now ?? Date.now;
+  const since = now();
+  interface Window { at: number; syncs: number; errors: number; failing: boolean; reason?: string }
+  const windows = new Map<string, Window>();
+  for (const e of source.entries) windows.set(e.cfg.path, { at: since, syncs: e.db.stats.syncs, errors: e.db.stats.syncErrors, failing: false });
+
+  return () => {
+    const t = now();
+    const dbs: DBHealth[] = [];
+    const replicas: ReplicaHealth[] = [];
+    for (const e of source.entries) {
+      const w: Window = windows.get(e.cfg.path) ?? { at: since, syncs: 0, errors: 0, failing: false };
+      const { syncs, syncErrors } = e.db.stats;
+      if (t - w.at >= Math.max(HEALTH_SYNC_INTERVALS * e.cfg.monitorIntervalMs, HEALTH_MIN_ALLOWANCE_MS)) {
+        const failed = syncErrors - w.errors;
+        w.failing = failed > 0 && syncs === w.syncs;
+        w.reason = `all ${failed} shadow WAL syncs in the last ${((t - w.at) / 1000).toFixed(1)}s failed (see the "sync failed" log line)`;
+        Object.assign(w, { at: t, syncs, errors: syncErrors });
       }
-      replicas.push(h);
+      windows.set(e.cfg.path, w);
+      dbs.push(w.failing ? { db: e.cfg.path, status: 'failing', reason: w.reason ?? 'shadow WAL sync failing' } : { db: e.cfg.path, status: 'ok' });
+      for (const r of e.replicas) {
+        const lag = replicaLagMs(r, t, since);
+        const allowed = Math.max(HEALTH_SYNC_INTERVALS * r.cfg.syncIntervalMs, HEALTH_MIN_ALLOWANCE_MS);
+        const h: ReplicaHealth = {
+          db: e.cfg.path,
+          name: r.name,
+          type: r.cfg.type,
+          status: lag <= allowed ? 'ok' : 'behind',
+          lag_seconds: lag / 1000,
+          allowed_lag_seconds: allowed / 1000,
+          last_sync: r.stats.lastSyncAt === undefined ? null : new Date(r.stats.lastSyncAt).toISOString(),
+        };
+        if (h.status === 'behind') {
+          h.reason = r.stats.lastError ?? (r.stats.lastSyncAt === undefined ? 'no successful sync yet' : `upload still in progress after ${(lag / 1000).toFixed(1)}s`);
+        }
+        replicas.push(h);
+      }
     }
-  }
-  const ok = replicas.every((r) => r.status === 'ok');
-  const body: Health = { status: ok ? 'ok' : 'behind', replicas };
-  if (init) body.child = { restarts: init.restarts(), last_exit_code: init.lastExitCode() ?? null };
-  return { code: ok ? 200 : 503, body };
+    const ok = replicas.every((r) => r.status === 'ok') && dbs.every((d) => d.status === 'ok');
+    const body: Health = { status: ok ? 'ok' : 'behind', dbs, replicas };
+    if (opts.init) body.child = { restarts: opts.init.restarts(), last_exit_code: opts.init.lastExitCode() ?? null };
+    return { code: ok ? 200 : 503, body };
+  };
 }
 
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
   const { host, port } = parseAddr(opts.addr);
   const registry = createRegistry({ source: opts.controller, init: opts.init });
-  const since = Date.now();
+  const health = createHealthCheck(opts.controller, { init: opts.init });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
@@ -110,7 +149,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
       send(res, 200, registry.contentType, await registry.metrics(), req.method === 'HEAD');
       return;
     }
-    const h = healthOf(opts.controller, Date.now(), since, opts.init);
+    const h = health();
     send(res, h.code, 'application/json', `${JSON.stringify(h.body)}\n`, req.method === 'HEAD');
   };
 

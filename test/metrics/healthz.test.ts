@@ -108,6 +108,38 @@ describe('/healthz', () => {
     assert.ok(!s.samples.some((x) => Object.values(x.labels).some((v) => v.includes('sftp://') || v.includes('127.0.0.1:1'))));
   });
 
+  it('is 503 naming the database while its shadow WAL sync fails on every tick (directory gone), 200 after it comes back', async () => {
+    r = await rig('dbfail', `      - type: file
+        name: backup
+        path: {dir}/replica
+        sync-interval: 100ms
+`);
+    r.write(5);
+    await until(async () => (await health(r!)).code === 200, 3000, 'healthy start');
+    // The volume is replaced by a file: every monitor tick now fails, while the replica still holds
+    // everything the (stopped) shadow WAL has, so only the database check can notice.
+    renameSync(r.dir, `${r.dir}.gone`);
+    writeFileSync(r.dir, 'not a directory'); // nothing can recreate it behind our back
+    let bad: { code: number; body: Health } | undefined;
+    try {
+      bad = await until(async () => {
+        const x = await health(r!);
+        return x.code === 503 ? x : undefined;
+      }, 5000, '/healthz to turn 503');
+    } finally {
+      rmSync(r.dir);
+      renameSync(`${r.dir}.gone`, r.dir);
+    }
+    assert.deepEqual(bad.body.dbs.map((d) => [d.db, d.status]), [[r.db, 'failing']]);
+    assert.match(bad.body.dbs[0]!.reason ?? '', /shadow WAL syncs in the last \d+\.\ds failed/);
+    assert.equal(bad.body.replicas[0]!.status, 'ok', 'the replica itself is not behind the shadow');
+    const s = await r.scrape();
+    assert.ok(s.get('litestream_sync_error_count', { db: r.db })! > 0);
+    await until(async () => (await health(r!)).code === 200, 5000, '/healthz back to 200');
+    // Back-to-back probes inside one window keep the verdict.
+    for (let i = 0; i < 5; i++) assert.equal((await health(r)).code, 200);
+  });
+
   it('reports the init child when given', async () => {
     let exit: number | undefined;
     r = await rig('child', `      - type: file

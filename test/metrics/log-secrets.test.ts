@@ -51,6 +51,12 @@ dbs:
         sync-interval: 200ms
 `);
       const child = spawnLsinit(['replicate', '-config', cfg], { all: true, buffer: true, timeout: 60_000 });
+      let seen = '';
+      child.all!.on('data', (d: Buffer) => (seen += d.toString()));
+      // Count the 3 s from when it replicates: a loaded machine can take seconds to load the SDKs,
+      // and a SIGTERM before the handlers exist would end it silently.
+      for (let i = 0; i < 600 && !/msg=replicating|"msg":"replicating"/.test(seen) && child.exitCode === null; i++) await sleep(25);
+      assert.match(seen, /msg=replicating|"msg":"replicating"/, seen);
       const conn = new Database(db);
       try {
         const end = Date.now() + 3000;
