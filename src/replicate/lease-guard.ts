@@ -39,6 +39,15 @@ export interface LeaseGuardOptions {
   pollMs?: number;
   /** How long an unreadable lease must stay unchanged before it counts as abandoned (default 2 s). */
   corruptGraceMs?: number;
+  /**
+   * Take over at once a live-looking lease left by an earlier process on this host (same
+   * hostname, and its pid is ours or no longer running here): a container restarted after a crash
+   * or OOM kill must not wait out the ttl (default true). Two containers sharing a hostname in
+   * separate pid namespaces defeat this check; the other one then loses its lease loudly.
+   */
+  sameHostTakeover?: boolean;
+  /** Whether a pid runs on this host (default: process.kill(pid, 0)). */
+  pidAlive?: (pid: number) => boolean;
   /** Holder identity overrides (tests; the id is always random). */
   hostname?: string;
   pid?: number;
@@ -131,7 +140,7 @@ export class LeaseGuard {
           return;
         }
         const exp = Date.parse(rec.lease.expiresAt);
-        if (exp <= this.now()) {
+        if (exp <= this.now() || this.leftHereBefore(rec.lease)) {
           await this.take(() => this.o.store.replace(this.lease(), rec.token), rec);
           return;
         }
@@ -150,6 +159,14 @@ export class LeaseGuard {
         // Lost a race (another instance created or replaced it first): look again.
       }
     }
+  }
+
+  private leftHereBefore(lease: Lease): boolean {
+    if (this.o.sameHostTakeover === false) return false;
+    const h = lease.holder;
+    if (h.hostname !== this.holder.hostname) return false;
+    if (h.pid === this.holder.pid) return true;
+    return !(this.o.pidAlive ?? pidAlive)(h.pid);
   }
 
   /** One renewal now. Throws (and reports the loss) if the lease is no longer ours. */
@@ -256,7 +273,12 @@ export class LeaseGuard {
     // Renew with the token of what we read back (equal to the write's on every store tested).
     this.adopt(back);
     if (previous) {
-      this.o.log?.warn(previous.corrupt !== undefined ? 'took over an unreadable replica lease' : 'took over an expired replica lease', {
+      const msg = previous.corrupt !== undefined
+        ? 'took over an unreadable replica lease'
+        : Date.parse(previous.lease.expiresAt) > this.now()
+          ? 'took over the replica lease left by an earlier process on this host'
+          : 'took over an expired replica lease';
+      this.o.log?.warn(msg, {
         replica: this.o.replica,
         ...(previous.corrupt === undefined ? { previousHolder: `${previous.lease.holder.hostname} pid ${previous.lease.holder.pid}`, previousExpiresAt: previous.lease.expiresAt } : {}),
       });
@@ -300,6 +322,17 @@ export class LeaseGuard {
 
   private where(): string {
     return this.o.replica ? `replica ${this.o.replica} (${this.o.store.location})` : this.o.store.location;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

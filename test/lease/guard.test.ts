@@ -48,7 +48,7 @@ describe('LeaseGuard', () => {
     const a = new LeaseGuard({ store: store(dir), ttlMs: 300, renewIntervalMs: 100 });
     await a.acquire();
     await sleep(800);
-    await assert.rejects(new LeaseGuard({ store: store(dir) }).acquire(), isCode('LSINIT_ERR_LEASE'));
+    await assert.rejects(new LeaseGuard({ store: store(dir), hostname: 'other' }).acquire(), isCode('LSINIT_ERR_LEASE'));
     const rec = await store(dir).read();
     assert.ok(Date.parse(rec!.lease.expiresAt) > Date.now(), 'stored lease is still in the future');
     assert.equal(a.held, true);
@@ -60,7 +60,7 @@ describe('LeaseGuard', () => {
     const a = new LeaseGuard({ store: store(dir), hostname: 'busy-host', ttlMs: 300, renewIntervalMs: 100 });
     await a.acquire();
     const t0 = Date.now();
-    const err = await new LeaseGuard({ store: store(dir), wait: true, maxWaitMs: 500, pollMs: 100 }).acquire().then(() => undefined, (e: unknown) => e);
+    const err = await new LeaseGuard({ store: store(dir), hostname: 'other', wait: true, maxWaitMs: 500, pollMs: 100 }).acquire().then(() => undefined, (e: unknown) => e);
     assert.ok(isCode('LSINIT_ERR_LEASE')(err), String(err));
     const e = err as LsinitError;
     assert.ok(Date.now() - t0 >= 450, 'it waited');
@@ -72,11 +72,11 @@ describe('LeaseGuard', () => {
 
   it('wait: true takes the lease over once an abandoned holder lets it expire', async () => {
     const dir = join(root, `r${++n}`);
-    const a = new LeaseGuard({ store: store(dir), ttlMs: 400, renewIntervalMs: 100 });
+    const a = new LeaseGuard({ store: store(dir), hostname: 'gone', ttlMs: 400, renewIntervalMs: 100 });
     await a.acquire();
-    a.stop(); // crashed: no renewals, no release
+    a.stop(); // crashed on another host: no renewals, no release
     const t0 = Date.now();
-    const b = new LeaseGuard({ store: store(dir), wait: true, maxWaitMs: 5000, pollMs: 1000 });
+    const b = new LeaseGuard({ store: store(dir), hostname: 'here', wait: true, maxWaitMs: 5000, pollMs: 1000 });
     await b.acquire();
     // Woken at the expiry, not at the next poll.
     assert.ok(Date.now() - t0 < 900, `took ${Date.now() - t0} ms`);
@@ -88,7 +88,7 @@ describe('LeaseGuard', () => {
     const a = new LeaseGuard({ store: store(dir) });
     await a.acquire();
     const ac = new AbortController();
-    const p = new LeaseGuard({ store: store(dir), wait: true, signal: ac.signal }).acquire();
+    const p = new LeaseGuard({ store: store(dir), hostname: 'other', wait: true, signal: ac.signal }).acquire();
     setTimeout(() => ac.abort(), 100);
     await assert.rejects(p, (e: unknown) => (e as Error).name === 'AbortError');
     await a.release();
@@ -168,6 +168,28 @@ describe('LeaseGuard', () => {
     const err = await new LeaseGuard({ store: s }).acquire().then(() => undefined, (e: unknown) => e);
     assert.ok(isCode('LSINIT_ERR_LEASE')(err), String(err));
     assert.equal(((err as LsinitError).fields['holder'] as { id: string }).id, 'beef');
+  });
+
+  it('a lease left on this host by a process that is gone (or had our pid) is taken over at once', async () => {
+    const dir = join(root, `r${++n}`);
+    const crashed = new LeaseGuard({ store: store(dir), hostname: 'box', pid: 1234 });
+    await crashed.acquire();
+    crashed.stop(); // kill -9: no release, 30 s left on the lease
+    // Another host: refused.
+    await assert.rejects(new LeaseGuard({ store: store(dir), hostname: 'other' }).acquire(), isCode('LSINIT_ERR_LEASE'));
+    // Same host, the old pid still running (another lsinit here): refused.
+    await assert.rejects(new LeaseGuard({ store: store(dir), hostname: 'box', pid: 99, pidAlive: () => true }).acquire(), isCode('LSINIT_ERR_LEASE'));
+    // Opt-out honoured.
+    await assert.rejects(new LeaseGuard({ store: store(dir), hostname: 'box', pid: 1234, sameHostTakeover: false }).acquire(), isCode('LSINIT_ERR_LEASE'));
+    // Same host and pid (a restarted container's PID 1): taken over.
+    const again = new LeaseGuard({ store: store(dir), hostname: 'box', pid: 1234 });
+    await again.acquire();
+    again.stop();
+    // Same host, the old pid gone (real check: a pid that cannot exist).
+    const next = new LeaseGuard({ store: store(dir), hostname: 'box', pid: 4321, pidAlive: (pid) => pid !== 1234 });
+    await next.acquire();
+    assert.equal(next.held, true);
+    await next.release();
   });
 
   it('rejects a renew interval that is not shorter than the ttl', () => {
