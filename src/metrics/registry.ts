@@ -191,6 +191,8 @@ export function createRegistry(opts: RegistryOptions): Registry {
     });
   }
 
-  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  // The event-loop-delay histogram samples on a libuv timer: at prom-client's default 10 ms it
+  // cost an idle lsinit ~4 ms CPU per second (measured 63 vs 23 ms over 10 s); at 100 ms, ~0.3.
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   return registry;
 }
