@@ -64,6 +64,8 @@ export type LeaseState = 'idle' | 'held' | 'lost' | 'released';
 
 export class LeaseGuard {
   readonly holder: LeaseHolder;
+  /** The store this guard writes through; its owner closes it after `release()`. */
+  readonly store: LeaseStore;
   readonly ttlMs: number;
   readonly renewIntervalMs: number;
   private readonly o: LeaseGuardOptions;
@@ -82,6 +84,7 @@ export class LeaseGuard {
 
   constructor(opts: LeaseGuardOptions) {
     this.o = opts;
+    this.store = opts.store;
     this.ttlMs = opts.ttlMs ?? DEFAULT_LEASE_TTL_MS;
     this.renewIntervalMs = opts.renewIntervalMs ?? Math.max(1, Math.floor(this.ttlMs / 3));
     if (!(this.ttlMs > 0) || !(this.renewIntervalMs > 0) || this.renewIntervalMs >= this.ttlMs) {
