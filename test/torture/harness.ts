@@ -404,7 +404,8 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
                 const d = new Database(db);
                 d.pragma('wal_checkpoint(TRUNCATE)');
                 d.close();
-                truncateSync(`${db}-wal`, 0);
+                // Closing the last connection usually deletes the WAL already; else cut it to 0.
+                if (existsSync(`${db}-wal`)) truncateSync(`${db}-wal`, 0);
                 notes.push('WAL checkpointed and truncated to 0');
               } else {
                 const to = Math.floor(32 + (size - 32) * (params.cut - 0.3) / 0.7);
