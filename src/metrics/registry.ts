@@ -182,7 +182,7 @@ export function createRegistry(opts: RegistryOptions): Registry {
       },
     });
     new Gauge({
-      name: 'lsinit_child_last_exit_code', help: 'Exit code of the last run of the supervised app (128+N for signal N); absent while it has not exited', registers,
+      name: 'lsinit_child_last_exit_code', help: 'Exit code of the last run of the supervised app (128+N for signal N); 0 until it has exited', registers,
       collect() {
         this.reset();
         const code = init.lastExitCode();
