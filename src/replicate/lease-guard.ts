@@ -355,7 +355,7 @@ function heldError(store: LeaseStore, lease: Lease, now: number, replica: string
   const waited = waitedMs !== undefined ? `gave up after waiting ${Math.round(waitedMs / 1000)} s: ` : '';
   const hint = waitedMs !== undefined
     ? 'the other instance is still renewing it; stop it, or raise the wait limit'
-    : 'two writers corrupt each other\'s replica history (Litestream #422); stop the other instance, or let this one wait for the lease (lease wait: true / --lease-wait)';
+    : 'two writers corrupt each other\'s replica history (Litestream #422); stop the other instance, or let this one wait for the lease (lease: { wait: true } or -lease-wait)';
   return new LsinitError('LSINIT_ERR_LEASE', `${waited}${what} is in use by another lsinit: ${holderText(lease, now)}; ${hint}`, {
     fields: { ...(replica ? { replica } : {}), location: store.location, holder: lease.holder, expiresAt: lease.expiresAt, ...(waitedMs !== undefined ? { waitedMs } : {}) },
   });
