@@ -1,0 +1,111 @@
+/**
+ * Two `lsinit replicate` processes on one replica, through the built CLI: the wiring of the lease
+ * into the controller, config and flags. Skipped until the controller has `acquireLeases` (the
+ * wiring patch in the lease report), so it turns itself on when the patch lands.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Controller } from '../../src/replicate/controller.js';
+import { lsinit } from '../helpers/cli.js';
+import { createDB, dump, fileConfig, integrity, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
+
+const wired = 'acquireLeases' in Controller.prototype;
+
+describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller wiring of the lease not applied yet' }, () => {
+  it('a second replicate on the same replica refuses naming the first; after SIGTERM it starts', async () => {
+    const w = workdir('wire1');
+    try {
+      const { cfg, db, replica } = fileConfig(w.dir, { replicaExtra: '        lease: { ttl: 3s }\n' });
+      createDB(db);
+      const a = await startReplicate(cfg);
+      assert.ok(existsSync(join(replica, 'lsinit-lease.json')));
+      const b = await lsinit(['replicate', '-config', cfg], { timeout: 20_000 });
+      assert.equal(b.exitCode, 1, b.stdout + b.stderr);
+      assert.match(b.stderr + b.stdout, /in use by another lsinit: host .*pid \d+/);
+      a.child.kill('SIGTERM');
+      assert.equal((await a.child).exitCode, 0, a.output());
+      assert.ok(!existsSync(join(replica, 'lsinit-lease.json')), 'released on shutdown');
+      const c = await startReplicate(cfg);
+      await writer(db, ['--tx', '20']);
+      c.child.kill('SIGTERM');
+      assert.equal((await c.child).exitCode, 0, c.output());
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  it('-lease-wait: the second waits for the first to shut down, then replicates', async () => {
+    const w = workdir('wire2');
+    try {
+      const { cfg, db } = fileConfig(w.dir, { replicaExtra: '        lease: { ttl: 3s }\n' });
+      createDB(db);
+      const a = await startReplicate(cfg);
+      const { spawnLsinit } = await import('../helpers/cli.js');
+      const b = spawnLsinit(['replicate', '-config', cfg, '-lease-wait', '-lease-max-wait', '30s'], { all: true, buffer: true });
+      let out = '';
+      b.all!.on('data', (d: Buffer) => (out += d.toString()));
+      await sleep(1500);
+      assert.doesNotMatch(out, /msg=replicating/);
+      assert.match(out, /waiting for it/);
+      a.child.kill('SIGTERM');
+      await a.child;
+      for (let i = 0; i < 100 && !out.includes('msg=replicating'); i++) await sleep(50);
+      assert.match(out, /msg=replicating/);
+      b.kill('SIGTERM');
+      assert.equal((await b).exitCode, 0, out);
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  it('a lease stolen mid-run stops replication to that replica loudly; shutdown reports it', async () => {
+    const w = workdir('wire3');
+    try {
+      const { cfg, db, replica } = fileConfig(w.dir, { replicaExtra: '        lease: { ttl: 3s }\n' });
+      createDB(db);
+      const a = await startReplicate(cfg);
+      await writer(db, ['--tx', '10']);
+      const thief = { holder: { hostname: 'thief-host', pid: 77, id: 'feedface', startedAt: new Date().toISOString() }, expiresAt: new Date(Date.now() + 60_000).toISOString(), version: 1 };
+      writeFileSync(join(replica, 'lsinit-lease.json'), JSON.stringify(thief));
+      for (let i = 0; i < 60 && !a.output().includes('lease lost'); i++) await sleep(100);
+      assert.match(a.output(), /replica lease lost.*thief-host/);
+      await writer(db, ['--tx', '10', '--start', '11']);
+      await sleep(500);
+      a.child.kill('SIGTERM');
+      const r = await a.child;
+      assert.equal(r.exitCode, 1, a.output());
+      assert.match(a.output(), /final sync failed.*lost the lease/);
+      // The thief's lease is untouched.
+      assert.equal(JSON.parse(readFileSync(join(replica, 'lsinit-lease.json'), 'utf8')).holder.id, 'feedface');
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  it('after kill -9 a restart on the same host takes the lease over at once', async () => {
+    const w = workdir('wire4');
+    try {
+      const { cfg, db } = fileConfig(w.dir);
+      createDB(db);
+      const a = await startReplicate(cfg);
+      await writer(db, ['--tx', '10']);
+      a.child.kill('SIGKILL');
+      await a.child;
+      const t0 = Date.now();
+      const b = await startReplicate(cfg);
+      assert.ok(Date.now() - t0 < 5000);
+      assert.match(b.output(), /earlier process on this host/);
+      b.child.kill('SIGTERM');
+      assert.equal((await b.child).exitCode, 0, b.output());
+      const out = join(w.dir, 'restored.db');
+      assert.equal((await lsinit(['restore', '-config', cfg, '-o', out, db])).exitCode, 0);
+      assert.equal(integrity(out), 'ok');
+      assert.deepEqual(dump(out), dump(snapshotCopy(db, join(w.dir, 'src.db'))));
+    } finally {
+      w.cleanup();
+    }
+  });
+});
