@@ -5,8 +5,9 @@
 import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { VERSION } from '../version.js';
-import { databasesCommand, generationsCommand, snapshotsCommand, walCommand } from './list.js';
-import { restoreCommand } from './restore.js';
+
+// First thing: SIGUSR1 must never open Node's inspector (it is forwarded to the app in init mode).
+process.on('SIGUSR1', () => {});
 
 const HELP = `lsinit is a Litestream-0.3-compatible SQLite replicator and a container init.
 
@@ -40,16 +41,17 @@ async function run(argv: string[]): Promise<number> {
       const { replicateCommand } = await import('./replicate.js');
       return replicateCommand(rest, log);
     }
+    // Commands are imported on demand: `lsinit -- app` starts the app without loading them.
     case 'restore':
-      return restoreCommand(rest, log);
+      return (await import('./restore.js')).restoreCommand(rest, log);
     case 'generations':
-      return generationsCommand(rest);
+      return (await import('./list.js')).generationsCommand(rest);
     case 'snapshots':
-      return snapshotsCommand(rest);
+      return (await import('./list.js')).snapshotsCommand(rest);
     case 'wal':
-      return walCommand(rest);
+      return (await import('./list.js')).walCommand(rest);
     case 'databases':
-      return databasesCommand(rest, log);
+      return (await import('./list.js')).databasesCommand(rest, log);
     case 'version':
       process.stdout.write(`${VERSION}\n`);
       return 0;

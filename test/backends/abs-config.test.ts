@@ -71,7 +71,9 @@ describe('abs config', () => {
   });
 
   it('is registered as the abs backend with its secret env name', () => {
-    assert.equal(backendFor('abs'), absBackend);
+    // The registry resolves with the same function and creates a lazily loaded client.
+    assert.equal(backendFor('abs')!.resolve, absBackend.resolve);
+    assert.equal(backendFor('abs')!.type, 'abs');
     assert.deepEqual(absBackend.secretEnv, ['LITESTREAM_AZURE_ACCOUNT_KEY']);
   });
 });

@@ -16,7 +16,9 @@ function resolve(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Gcs
 
 describe('gcs config', () => {
   it('is registered as the "gcs" backend', () => {
-    assert.equal(backendFor('gcs'), gcsBackend);
+    // The registry resolves with the same function and creates a lazily loaded client.
+    assert.equal(backendFor('gcs')!.resolve, gcsBackend.resolve);
+    assert.equal(backendFor('gcs')!.type, 'gcs');
   });
 
   it('gcs://BUCKET/PATH gives bucket = host and the path without its leading slash', () => {

@@ -15,7 +15,7 @@
  *   (keeps it out of the config file and the process list). Listed in `secretEnv`.
  */
 import { configError, optString, redactURL, type Backend } from '../backend.js';
-import { SFTPReplicaClient } from './sftp-client.js';
+import { LazyClient } from '../lazy.js';
 import type { SFTPSettings } from './sftp-conn.js';
 import { parseHostKey, type HostKeyPin } from './sftp-hostkey.js';
 
@@ -102,7 +102,8 @@ export const sftpBackend: Backend<SFTPSettings> = {
     return { settings, display: displayURL(settings, url), warnings };
   },
   create(settings) {
-    return new SFTPReplicaClient(settings);
+    // ssh2 is loaded only when an sftp replica is first used (start-up time and memory).
+    return new LazyClient('sftp', async () => new (await import('./sftp-client.js')).SFTPReplicaClient(settings));
   },
 };
 
