@@ -1,7 +1,8 @@
 /** `lsinit replicate [-config PATH] [-exec CMD] [-no-expand-env]` and `lsinit replicate DB_PATH URL...`. */
 import { configFromArgs } from '../config/load.js';
+import { secretValues } from '../config/secrets.js';
 import type { Config } from '../config/types.js';
-import { LsinitError } from '../errors.js';
+import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Controller } from '../replicate/controller.js';
 import { parseFlags, str, usage, type FlagSpec } from './flags.js';
@@ -11,11 +12,12 @@ const SPECS: Record<string, FlagSpec> = {
   ...CONFIG_FLAGS,
   exec: { type: 'string', help: 'run this command as a supervised child; replication stops when it exits' },
   'shutdown-timeout': { type: 'string', help: 'total budget for the final sync after a stop signal (default 9s)' },
+  addr: { type: 'string', help: 'serve /metrics and /healthz on HOST:PORT (overrides addr:; ":9090" = every interface)' },
 };
 
 export function loggerFor(config: Config): Logger {
   const stream = config.logging.stderr ? process.stderr : process.stdout;
-  return createLogger({ level: config.logging.level, type: config.logging.type, write: (l) => void stream.write(l) });
+  return createLogger({ level: config.logging.level, type: config.logging.type, write: (l) => void stream.write(l), redact: secretValues(config) });
 }
 
 export async function replicateCommand(argv: string[], _log: Logger): Promise<number> {
@@ -33,8 +35,9 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
     config = await readConfigFromFlags(p.flags);
   }
   const exec = str(p.flags, 'exec') ?? config.exec;
+  const addr = str(p.flags, 'addr') ?? config.addr;
   const stParsed = str(p.flags, 'shutdown-timeout');
-  let shutdownMs = config.init.shutdownTimeoutMs ?? 9000;
+  let shutdownMs: number | undefined = config.init.shutdownTimeoutMs;
   if (stParsed !== undefined) {
     const { parseDuration } = await import('../util/time.js');
     const ms = parseDuration(stParsed);
@@ -44,7 +47,8 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
   if (exec) {
     const { superviseWithConfig } = await import('../init/command.js');
     const { splitCommand } = await import('../init/words.js');
-    return superviseWithConfig(config, splitCommand(exec), { shutdownTimeoutMs: shutdownMs });
+    if (addr) config.addr = addr;
+    return superviseWithConfig(config, splitCommand(exec), shutdownMs === undefined ? {} : { shutdownTimeoutMs: shutdownMs });
   }
   const log = loggerFor(config);
   for (const w of config.warnings) log.warn(w);
@@ -65,10 +69,21 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
     process.on('SIGTERM', on);
   });
   await controller.start();
+  // Litestream 0.3 starts the metrics server after opening the databases; a bind failure is
+  // logged and replication goes on (replicate.go: "cannot start metrics server").
+  let metrics: { close(): Promise<void> } | undefined;
+  if (addr) {
+    const { startMetricsServer } = await import('../metrics/server.js');
+    metrics = await startMetricsServer({ addr, controller, log }).catch((err: unknown) => {
+      log.error('cannot start metrics server', { error: errorMessage(err) });
+      return undefined;
+    });
+  }
   log.info('replicating', { dbs: config.dbs.length });
   const sig = await stopped;
   log.info('signal received, litestream shutting down', { signal: sig });
-  const { failures } = await controller.close({ deadline: Date.now() + shutdownMs });
+  const { failures } = await controller.close({ deadline: Date.now() + (shutdownMs ?? 9000) });
+  await metrics?.close();
   for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
   log.info('litestream shut down');
   return failures.length ? 1 : 0;

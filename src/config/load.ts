@@ -325,7 +325,7 @@ export function buildReplica(raw: Record<string, unknown>, kp: string, global: {
   const input: Parameters<typeof backend.resolve>[0] = { raw, global, env: ctx.env, keyPath: kp, cwd: ctx.cwd };
   if (url) input.url = url;
   const resolved = backend.resolve(input);
-  for (const w of resolved.warnings) ctx.warnings.push(`${kp}: ${w}`);
+  for (const w of resolved.warnings) ctx.warnings.push(w.startsWith(kp) ? w : `${kp}: ${w}`);
   const retentionMs = duration(raw, 'retention', kp, DEFAULTS.retentionMs);
   const checkMs = duration(raw, 'retention-check-interval', kp, DEFAULTS.retentionCheckIntervalMs);
   return {

@@ -5,8 +5,9 @@
  * to print; everything after start-up is an exit code.
  */
 import { existsSync } from 'node:fs';
+import { secretValues } from '../config/secrets.js';
 import type { Config, InitConfig } from '../config/types.js';
-import { LsinitError } from '../errors.js';
+import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type { ControllerLike } from '../replicate/types.js';
 import { defaultShutdownTimeout } from './budget.js';
@@ -144,7 +145,7 @@ function loggerFor(config: Config | null, env: NodeJS.ProcessEnv): Logger {
   }
   // Litestream logs to stdout unless `logging.stderr: true`.
   const stream = config.logging.stderr ? process.stderr : process.stdout;
-  return createLogger({ level: config.logging.level, type: config.logging.type, write: (l) => void stream.write(l) });
+  return createLogger({ level: config.logging.level, type: config.logging.type, write: (l) => void stream.write(l), redact: secretValues(config, env) });
 }
 
 /** `lsinit [flags] -- cmd`: returns the exit code; throws LsinitError on usage or config errors. */
@@ -205,7 +206,19 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
   }
   const killGraceMs = overrides.killGraceMs ?? init.killGraceMs;
   const processGroup = overrides.processGroup ?? init.processGroup;
-  return supervise({
+  let lastExitCode: number | undefined;
+  // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
+  let metrics: { close(): Promise<void> } | undefined;
+  if (config?.addr && controller !== null && 'entries' in controller) {
+    const { startMetricsServer } = await import('../metrics/server.js');
+    const init = { restarts: () => 0, lastExitCode: () => lastExitCode };
+    metrics = await startMetricsServer({ addr: config.addr, controller: controller as import('../replicate/controller.js').Controller, log, init }).catch((err: unknown) => {
+      log.error('cannot start metrics server', { error: errorMessage(err) });
+      return undefined;
+    });
+  }
+  try {
+    return await supervise({
     argv,
     controller,
     log,
@@ -217,5 +230,9 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
     ...(init.syncFailureExitCode === undefined ? {} : { syncFailureExitCode: init.syncFailureExitCode }),
     ...(deps.signals === undefined ? {} : { signals: deps.signals }),
     ...(deps.reap === false ? { reaper: false as const } : {}),
+    onAppEnd: (code) => (lastExitCode = code),
   });
+  } finally {
+    await metrics?.close();
+  }
 }

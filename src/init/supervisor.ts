@@ -44,6 +44,8 @@ export interface SuperviseOptions {
   reaper?: Reaper | false;
   now?: () => number;
   fastCloseMs?: number;
+  /** Called once with the app's exit code (128+N for signal N) when it ends (metrics). */
+  onAppEnd?: (exitCode: number) => void;
 }
 
 type Phase = 'starting' | 'running' | 'stopping' | 'syncing';
@@ -186,6 +188,7 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
     if (appKillTimer !== undefined) clearTimeout(appKillTimer);
     stopAt ??= now();
     const appCode = end.exitCode;
+    opts.onAppEnd?.(appCode);
     if (end.kind === 'spawn-error') log.error(end.message, { errno: end.errno, exit_code: appCode });
     else log.info('app exited', { code: end.code ?? undefined, signal: end.signal ?? undefined, exit_code: appCode, after_stop_ms: stopSignal === undefined ? undefined : now() - stopAt });
 

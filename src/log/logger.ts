@@ -23,6 +23,25 @@ export interface LoggerOptions {
   type?: 'text' | 'json';
   /** Where lines go; default process.stderr. */
   write?: (line: string) => void;
+  /**
+   * Credential values (passwords, secret keys) replaced by `xxxxx` wherever they appear in a line,
+   * also percent-encoded and JSON-escaped: a last line of defence for messages built by SDKs.
+   */
+  redact?: readonly string[];
+}
+
+function scrubber(values: readonly string[] | undefined): ((line: string) => string) | undefined {
+  const forms = new Set<string>();
+  for (const v of values ?? []) {
+    if (v.length < 4) continue; // masking "abc" everywhere would garble logs and hide nothing
+    forms.add(v).add(encodeURIComponent(v)).add(JSON.stringify(v).slice(1, -1));
+  }
+  if (forms.size === 0) return undefined;
+  const list = [...forms].sort((a, b) => b.length - a.length);
+  return (line) => {
+    for (const f of list) if (line.includes(f)) line = line.split(f).join('xxxxx');
+    return line;
+  };
 }
 
 function fmtValue(v: unknown): string {
@@ -33,7 +52,9 @@ function fmtValue(v: unknown): string {
 export function createLogger(opts: LoggerOptions = {}, bound: Fields = {}): Logger {
   const min = ORDER[opts.level ?? 'info'];
   const type = opts.type ?? 'text';
-  const write = opts.write ?? ((line: string) => void process.stderr.write(line));
+  const out = opts.write ?? ((line: string) => void process.stderr.write(line));
+  const scrub = scrubber(opts.redact);
+  const write = scrub ? (line: string) => out(scrub(line)) : out;
   const emit = (level: Level, msg: string, fields?: Fields) => {
     if (ORDER[level] < min) return;
     const all = { ...bound, ...fields };
