@@ -47,10 +47,10 @@ const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 
  * as yaml.v2 decodes it into time.Duration. Returns undefined on bad input.
  */
 export function parseDuration(v: string | number): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) ? v / 1e6 : undefined;
+  if (typeof v === 'number') return Number.isFinite(v) && Math.abs(v) <= 9.2e18 ? v / 1e6 : undefined;
   let s = v.trim();
   if (s === '0') return 0;
-  if (/^-?\d+$/.test(s)) return Number(s) / 1e6;
+  if (/^-?\d+$/.test(s)) return Math.abs(Number(s)) <= 9.2e18 ? Number(s) / 1e6 : undefined;
   let sign = 1;
   if (s.startsWith('-') || s.startsWith('+')) {
     if (s[0] === '-') sign = -1;
@@ -67,6 +67,8 @@ export function parseDuration(v: string | number): number | undefined {
     total += Number(m[1]) * UNITS[m[2]!]!;
     pos = re.lastIndex;
   }
+  // Go's ParseDuration rejects anything past int64 nanoseconds (~292 years); so do we.
+  if (!Number.isFinite(total) || total > 9.2e12) return undefined;
   return sign * total;
 }
 

@@ -16,6 +16,8 @@ export const fileBackend: Backend<FileSettings> = {
     if (url) {
       if (url.host !== '') throw configError(`${keyPath}.url`, `file URL must not name a host (got "${url.host}"); write file:///absolute/path`);
       p = decodeURIComponent(url.pathname);
+      // Litestream cleans "file://" to "/": replicating into the filesystem root is never meant.
+      if (p === '' || p === '/') throw configError(`${keyPath}.url`, 'file replica needs a path: write file:///absolute/path');
     } else {
       p = optString(raw, 'path', keyPath);
     }
