@@ -53,7 +53,7 @@ export interface LeaseGuardOptions {
   pid?: number;
   now?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
-  /** Aborts a wait (shutdown during start-up). */
+  /** Aborts a wait (shutdown during start-up); a single attempt is not affected. */
   signal?: AbortSignal;
   log?: Logger;
   /** Called once when a held lease is lost; the caller must stop writing to the replica. */
@@ -120,7 +120,7 @@ export class LeaseGuard {
     let waitingLogged = false;
     let corruptSeen: string | undefined;
     for (;;) {
-      this.o.signal?.throwIfAborted();
+      // `signal` aborts waiting only (its sleeps): one attempt at close-time still runs.
       const rec = await this.o.store.read();
       try {
         if (!rec) {
