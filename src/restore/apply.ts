@@ -48,6 +48,10 @@ export function applyWALFile(dbFd: number, walPath: string, pageSize: number, la
     let sum: Checksum = [h.checksum1, h.checksum2];
     let lastCommit = 0;
     let lastCommitFrame = -1;
+    // A commit can only grow the database to pages that exist or that this WAL writes; a frame
+    // claiming more (crafted or corrupt, with a valid checksum) must not become a huge sparse file.
+    const filePages = Math.floor(fstatSync(dbFd).size / pageSize);
+    let maxPage = filePages;
     for (let i = 0; i < n; i += batch) {
       const count = Math.min(batch, n - i);
       const len = count * frameSize;
@@ -68,7 +72,16 @@ export function applyWALFile(dbFd: number, walPath: string, pageSize: number, la
         sum = next;
         const fh = parseFrameHeader(frame);
         if (fh.pgno === 0) throw corrupt(`${label}: frame ${i + k} has page number 0`);
+        // New pages are appended one frame each, so no frame can address a page beyond the file
+        // plus the frames seen so far (else a corrupt pgno would write terabytes away).
+        if (fh.pgno > filePages + i + k + 1) {
+          throw corrupt(`${label}: frame ${i + k} writes page ${fh.pgno}, beyond the ${filePages}-page database and this WAL's ${i + k + 1} frames`);
+        }
         writeAll(dbFd, frame.subarray(FRAME_HEADER_SIZE), (fh.pgno - 1) * pageSize);
+        if (fh.pgno > maxPage) maxPage = fh.pgno;
+        if (fh.commit > maxPage) {
+          throw corrupt(`${label}: frame ${i + k} commits a database of ${fh.commit} pages, but only ${maxPage} exist or were written`);
+        }
         if (fh.commit !== 0) {
           lastCommit = fh.commit;
           lastCommitFrame = i + k;

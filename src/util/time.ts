@@ -11,8 +11,14 @@ export function parseRFC3339(s: string): TimeNs {
     throw new LsinitError('LSINIT_ERR_USAGE', `invalid timestamp ${JSON.stringify(s)}: want RFC 3339, e.g. 2024-01-02T15:04:05Z`);
   }
   const [, y, mo, d, h, mi, se, frac, , sign, oh, om] = m;
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(se));
-  if (Number.isNaN(ms) || Number(mo) > 12 || Number(d) > 31 || Number(h) > 23 || Number(mi) > 59 || Number(se) > 60) {
+  // Date.UTC maps years 0-99 to 1900-1999; setUTCFullYear does not.
+  const dt = new Date(0);
+  dt.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+  dt.setUTCHours(Number(h), Number(mi), Number(se), 0);
+  const ms = dt.getTime();
+  // Go's time.Parse refuses out-of-range fields (Feb 31, second 60) instead of rolling them over.
+  const back = new Date(ms);
+  if (Number.isNaN(ms) || Number(mo) < 1 || Number(mo) > 12 || back.getUTCDate() !== Number(d) || back.getUTCMonth() !== Number(mo) - 1 || Number(h) > 23 || Number(mi) > 59 || Number(se) > 59 || (sign && (Number(oh) > 23 || Number(om) > 59))) {
     throw new LsinitError('LSINIT_ERR_USAGE', `invalid timestamp ${JSON.stringify(s)}: date or time out of range`);
   }
   let ns = BigInt(ms) * 1_000_000n + BigInt((frac ?? '').padEnd(9, '0') || '0');
