@@ -133,6 +133,7 @@ export class Replica {
 
   private async uploadSegment(p: Pos, end: number, opts: { fast?: boolean }): Promise<void> {
     const path = this.db.shadowPath(p.generation, p.index);
+    this.db.flushShadow(p.generation, p.index);
     const len = end - p.offset;
     const t0 = performance.now();
     await this.retry(async () => {

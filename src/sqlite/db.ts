@@ -24,7 +24,7 @@ import { hex8 } from '../format/paths.js';
 import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, frameAlign } from '../format/wal.js';
 import type { Logger } from '../log/logger.js';
 import type { Pos } from '../replica/client.js';
-import { copyToShadow, fileSize, initShadow, openShadow, readExact, readWALHeaderFile, type ShadowState } from './shadow.js';
+import { copyToShadow, fileSize, initShadow, openShadow, readExact, readWALHeaderFile, syncShadowFile, type ShadowState } from './shadow.js';
 
 const MAX_INDEX = 0x7fffffff;
 const BUSY_TIMEOUT_MS = 1000;
@@ -254,7 +254,13 @@ export class DB {
     this.log.info('sync: new generation', { generation: gen, reason });
   }
 
+  /** Make a shadow index durable before its bytes are shipped (see copyToShadow). */
+  flushShadow(gen: string, index: number): void {
+    if (gen === this.generation && index === this.index && this.shadow) syncShadowFile(this.shadow, this.shadowPath(gen, index));
+  }
+
   private startNextIndex(): void {
+    if (this.shadow) syncShadowFile(this.shadow, this.shadowPath(this.generation!, this.index));
     const st = initShadow(this.shadowPath(this.generation!, this.index + 1), this.walPath);
     if (!st) throw new LsinitError('LSINIT_ERR_DB', `${this.walPath}: WAL disappeared during a restart`);
     this.index++;

@@ -61,6 +61,20 @@ export interface ShadowState {
   size: number;
   /** Bytes of the last frame (header + page) or undefined when the file holds only the header. */
   lastFrame: Buffer | undefined;
+  /** Appended to since the last fsync. */
+  dirty?: boolean;
+}
+
+/** fsync a shadow file before its bytes go to a replica or it stops being the current index. */
+export function syncShadowFile(st: ShadowState, path: string): void {
+  if (!st.dirty) return;
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  st.dirty = false;
 }
 
 /** Scan a shadow file, truncating anything after the last valid commit frame. */
@@ -157,21 +171,29 @@ export function copyToShadow(st: ShadowState, shadowPath: string, walPath: strin
       const frames = Math.floor(got / fs);
       if (frames === 0) break;
       let valid = 0;
+      let commitInChunk = -1;
+      let broken = false;
       for (let k = 0; k < frames; k++) {
         const f = buf.subarray(k * fs, (k + 1) * fs);
         const next = verifyFrame(st.header, sum, f);
         if (!next) {
-          if (valid) writeExact(sfd, buf.subarray(0, valid * fs), writeOff);
-          writeOff += valid * fs;
-          break outer;
+          broken = true;
+          break;
         }
         sum = next;
         valid++;
-        if (parseFrameHeader(f).commit !== 0) {
+        if (f.readUInt32BE(4) !== 0) {
           committedEnd = writeOff + valid * fs;
           committedSum = sum;
-          lastCommitFrame = Buffer.from(f);
+          commitInChunk = k;
         }
+      }
+      // Copy the last commit frame once per chunk, not once per transaction.
+      if (commitInChunk >= 0) lastCommitFrame = Buffer.from(buf.subarray(commitInChunk * fs, (commitInChunk + 1) * fs));
+      if (broken) {
+        if (valid) writeExact(sfd, buf.subarray(0, valid * fs), writeOff);
+        writeOff += valid * fs;
+        break outer;
       }
       writeExact(sfd, buf.subarray(0, valid * fs), writeOff);
       writeOff += valid * fs;
@@ -180,7 +202,10 @@ export function copyToShadow(st: ShadowState, shadowPath: string, walPath: strin
     }
     if (writeOff !== committedEnd) ftruncateSync(sfd, committedEnd);
     const added = committedEnd - st.size;
-    if (added > 0 || writeOff !== committedEnd) fsyncSync(sfd);
+    // No fsync here: the real WAL still holds these frames until we checkpoint, and a torn tail
+    // is cut off by openShadow(). The shadow is fsynced before its bytes are shipped
+    // (syncShadowFile), so the replica never holds frames the local shadow could lose.
+    if (added > 0) st.dirty = true;
     st.size = committedEnd;
     st.checksum = committedSum;
     st.lastFrame = lastCommitFrame;
