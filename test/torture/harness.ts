@@ -95,7 +95,7 @@ class Proc {
   }
   async stop(signal: NodeJS.Signals, timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }> {
     if (this.alive) this.child.kill(signal);
-    const t = await Promise.race([this.exited, sleep(timeoutMs).then(() => undefined)]);
+    const t = await Promise.race([this.exited, sleep(timeoutMs, undefined, { ref: false }).then(() => undefined)]);
     if (t) return { ...t, timedOut: false };
     this.child.kill('SIGKILL');
     return { ...(await this.exited), timedOut: true };
@@ -109,7 +109,7 @@ function node(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
 /** Run to completion (no kill unless it exceeds timeoutMs). */
 async function runToEnd(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; out: string }> {
   const p = node(args);
-  const t = await Promise.race([p.exited, sleep(timeoutMs).then(() => undefined)]);
+  const t = await Promise.race([p.exited, sleep(timeoutMs, undefined, { ref: false }).then(() => undefined)]);
   if (!t) {
     p.child.kill('SIGKILL');
     await p.exited;
@@ -192,6 +192,8 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
     pitFrac: r(),
     holdMs: between(1500, 4000),
     cut: r(),
+    // Snapshots in the middle of an index (PIT hazard of reference §4.3) in half the trials.
+    snapshotMs: r() < 0.5 ? 0 : between(700, 3000),
   };
   const lagSlack = opts.lagSlackMs ?? 1500;
   const say = opts.log ?? (() => {});
@@ -214,7 +216,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
       - type: file
         path: ${replica}
         sync-interval: ${params.syncMs}ms
-`);
+${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''}`);
   {
     const d = new Database(db);
     d.pragma(`page_size = ${params.pageSize}`);
@@ -461,8 +463,9 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
       if (got.lastId > maxCommitted) fail('no uncommitted data', `restore has last_id ${got.lastId}, the app committed up to ${maxCommitted}`);
     }
 
-    // One point in time.
-    if (params.pit === 'timestamp' && commits.length >= 2) {
+    // Points in time: one timestamp between two commits, one -index (the first drawn first).
+    for (const pit of params.pit === 'timestamp' ? ['timestamp', 'index'] : ['index', 'timestamp']) {
+    if (pit === 'timestamp' && commits.length >= 2) {
       const i = Math.floor(params.pitFrac * (commits.length - 1));
       const a = commits[i]!;
       const b = commits[i + 1]!;
@@ -487,6 +490,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
           notes.push(`pit -generation ${g} -index ${ix} → last_id ${last}`);
         }
       }
+    }
     }
 
     async function checkRestoreTolerant(label: string, flags: string[]): Promise<number | undefined> {
