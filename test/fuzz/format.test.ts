@@ -246,9 +246,16 @@ function rechecksum(wal: Buffer, pageSize: number): Buffer {
 describe('fuzz: applyWALFile on mutated WAL files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lsinit-fuzz-apply-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
-  const frames = fc.array(fc.record({ pgno: fc.integer({ min: 1, max: 12 }), commit: fc.constantFrom(0, 0, 3, 12), fill: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 8 }).map((fs) => {
-    const last = fs[fs.length - 1]!;
-    if (last.commit === 0) last.commit = 12; // end on a commit, as segments do
+  // Frames a real WAL could hold over the 2-page file `apply` starts from: a new page is
+  // appended at most one per frame, and a commit's size is at most the highest page so far.
+  const frames = fc.array(fc.record({ pgno: fc.nat(), commit: fc.boolean(), fill: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 8 }).map((raw) => {
+    let max = 2;
+    const fs = raw.map((f, i) => {
+      const pgno = 1 + (f.pgno % (2 + i + 1));
+      max = Math.max(max, pgno);
+      return { pgno, commit: f.commit ? max : 0, fill: f.fill };
+    });
+    fs[fs.length - 1]!.commit = max; // end on a commit, as segments do
     return fs;
   });
   let n = 0;
