@@ -21,6 +21,7 @@ import * as paths from '../../format/paths.js';
 import { countOp, type Operation } from '../../metrics/ops.js';
 import type { Backend } from '../backend.js';
 import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
+import { splitBody } from '../body.js';
 import { isTransient, withRetry, type RetryOptions } from '../retry.js';
 import { ABS_KEYS, ABS_SECRET_ENV, absDisplay, resolveABS, type ABSSettings } from './abs-config.js';
 
@@ -274,44 +275,17 @@ export class ABSReplicaClient implements ReplicaClient {
       return data.byteLength;
     };
     if (body instanceof Uint8Array) return putBuffer(body);
-    const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
-    const head: Buffer[] = [];
-    let size = 0;
-    while (size < ABS_BLOCK_SIZE) {
-      const r = await it.next();
-      if (r.done) return putBuffer(Buffer.concat(head));
-      const chunk = Buffer.from(r.value);
-      head.push(chunk);
-      size += chunk.length;
-    }
-    // A failing body (e.g. the snapshot reader) is the caller's error, not a store error: keep it.
-    let sourceFailed = false;
-    let sourceError: unknown;
-    async function* rest() {
-      yield* head;
-      for (;;) {
-        let r: IteratorResult<Buffer | string>;
-        try {
-          r = await it.next();
-        } catch (err) {
-          sourceFailed = true;
-          sourceError = err;
-          throw err;
-        }
-        if (r.done) return;
-        const chunk = Buffer.from(r.value);
-        size += chunk.length;
-        yield chunk;
-      }
-    }
+    const split = await splitBody(body, ABS_BLOCK_SIZE);
+    if (split.kind === 'buffer') return putBuffer(split.data);
     try {
-      await this.#uploadContainer.getBlockBlobClient(name).uploadStream(Readable.from(rest()), ABS_BLOCK_SIZE, 5, headers);
+      await this.#uploadContainer.getBlockBlobClient(name).uploadStream(split.stream, ABS_BLOCK_SIZE, 5, headers);
     } catch (err) {
       body.destroy();
-      if (sourceFailed) throw sourceError;
+      const src = split.sourceError();
+      if (src) throw src.error;
       throw this.mapError(err, `PUT ${name} (blocks)`);
     }
-    return size;
+    return split.size();
   }
 }
 

@@ -23,6 +23,7 @@ import * as paths from '../../format/paths.js';
 import { countOp, type Operation } from '../../metrics/ops.js';
 import type { Backend } from '../backend.js';
 import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
+import { splitBody } from '../body.js';
 import { withRetry, type RetryOptions } from '../retry.js';
 import { resolveS3, s3Display, S3_KEYS, S3_SECRET_ENV, type S3Settings } from './s3-config.js';
 import { mapS3Error } from './s3-errors.js';
@@ -258,40 +259,11 @@ export class S3ReplicaClient implements ReplicaClient {
   /** Buffers (and short streams) go out as one retried PutObject; longer streams as a multipart upload. */
   private async writeObject(key: string, body: Body): Promise<number> {
     if (body instanceof Uint8Array) return this.putBuffer(key, body);
-    const it = body[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
-    const head: Buffer[] = [];
-    let size = 0;
-    for (;;) {
-      if (size >= S3_PART_SIZE) break;
-      const r = await it.next();
-      if (r.done) return this.putBuffer(key, Buffer.concat(head));
-      const chunk = Buffer.from(r.value);
-      head.push(chunk);
-      size += chunk.length;
-    }
-    // A failing body (e.g. the snapshot reader) is the caller's error, not a store error: keep it.
-    let sourceFailed = false;
-    let sourceError: unknown;
-    async function* rest() {
-      yield* head;
-      for (;;) {
-        let r: IteratorResult<Buffer | string>;
-        try {
-          r = await it.next();
-        } catch (err) {
-          sourceFailed = true;
-          sourceError = err;
-          throw err;
-        }
-        if (r.done) return;
-        const chunk = Buffer.from(r.value);
-        size += chunk.length;
-        yield chunk;
-      }
-    }
+    const split = await splitBody(body, S3_PART_SIZE);
+    if (split.kind === 'buffer') return this.putBuffer(key, split.data);
     const upload = new Upload({
       client: this.#uploadClient,
-      params: { Bucket: this.#s.bucket, Key: key, Body: Readable.from(rest()), ContentType: 'application/octet-stream' },
+      params: { Bucket: this.#s.bucket, Key: key, Body: split.stream, ContentType: 'application/octet-stream' },
       partSize: S3_PART_SIZE,
       queueSize: 5, // s3manager's default concurrency
       leavePartsOnError: false,
@@ -300,10 +272,11 @@ export class S3ReplicaClient implements ReplicaClient {
       await upload.done();
     } catch (err) {
       body.destroy();
-      if (sourceFailed) throw sourceError;
+      const src = split.sourceError();
+      if (src) throw src.error;
       throw mapS3Error(err, { display: this.display, bucket: this.#s.bucket, what: `PUT ${key} (multipart)`, secrets: this.#secrets });
     }
-    return size;
+    return split.size();
   }
 
   private async putBuffer(key: string, data: Uint8Array): Promise<number> {
