@@ -26,7 +26,8 @@ import { SCHEMA, oracle, rng, type State } from './plan.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, '../..');
-const BIN = join(ROOT, 'bin/lsinit.js');
+// LSINIT_BIN runs the trials against another build (e.g. a candidate fix in a scratch tree).
+const BIN = process.env['LSINIT_BIN'] ?? join(ROOT, 'bin/lsinit.js');
 const APP = join(HERE, 'app.mjs');
 
 export const FAULTS = [
