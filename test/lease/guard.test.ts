@@ -45,9 +45,10 @@ const isCode = (code: string) => (e: unknown) => e instanceof LsinitError && e.c
 describe('LeaseGuard', () => {
   it('renewals keep the lease alive well past its ttl', async () => {
     const dir = join(root, `r${++n}`);
-    const a = new LeaseGuard({ store: store(dir), ttlMs: 300, renewIntervalMs: 100 });
+    // Generous margins: a loaded machine delays timers by hundreds of ms.
+    const a = new LeaseGuard({ store: store(dir), ttlMs: 1500, renewIntervalMs: 200 });
     await a.acquire();
-    await sleep(800);
+    await sleep(2500);
     await assert.rejects(new LeaseGuard({ store: store(dir), hostname: 'other' }).acquire(), isCode('LSINIT_ERR_LEASE'));
     const rec = await store(dir).read();
     assert.ok(Date.parse(rec!.lease.expiresAt) > Date.now(), 'stored lease is still in the future');
@@ -57,7 +58,7 @@ describe('LeaseGuard', () => {
 
   it('wait: true gives up after maxWaitMs with a message naming the holder', async () => {
     const dir = join(root, `r${++n}`);
-    const a = new LeaseGuard({ store: store(dir), hostname: 'busy-host', ttlMs: 300, renewIntervalMs: 100 });
+    const a = new LeaseGuard({ store: store(dir), hostname: 'busy-host', ttlMs: 1500, renewIntervalMs: 300 });
     await a.acquire();
     const t0 = Date.now();
     const err = await new LeaseGuard({ store: store(dir), hostname: 'other', wait: true, maxWaitMs: 500, pollMs: 100 }).acquire().then(() => undefined, (e: unknown) => e);
@@ -102,17 +103,17 @@ describe('LeaseGuard', () => {
     });
     let lostAt = 0;
     let lostErr: LsinitError | undefined;
-    const g = new LeaseGuard({ store: s, ttlMs: 600, renewIntervalMs: 200, onLost: (e) => ((lostAt = Date.now()), (lostErr = e)) });
+    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, onLost: (e) => ((lostAt = Date.now()), (lostErr = e)) });
     await g.acquire();
     const expires = Date.parse((await inner.read())!.lease.expiresAt);
     failing = true;
-    await sleep(900);
+    await sleep(1800);
     assert.ok(lostErr, 'onLost was called');
     assert.equal(g.state, 'lost');
     assert.match(lostErr.message, /could not be renewed before it expired .*store unreachable/);
     // A later renewal (at most every renew interval) could have pushed the expiry; the guard must
     // have stopped before the last expiry anyone else could have read.
-    assert.ok(lostAt < expires + 400, `lost at ${lostAt - expires} ms after the first stored expiry`);
+    assert.ok(lostAt < expires + 300, `lost at ${lostAt - expires} ms after the first stored expiry`);
     const last = Date.parse((await inner.read())!.lease.expiresAt);
     assert.ok(lostAt < last, `lost ${last - lostAt} ms before the stored expiry`);
   });
@@ -122,10 +123,10 @@ describe('LeaseGuard', () => {
     let hang = false;
     const s = faulty(inner, { replace: (l, t) => (hang ? new Promise<string>(() => {}) : inner.replace(l, t)) });
     let lostAt = 0;
-    const g = new LeaseGuard({ store: s, ttlMs: 600, renewIntervalMs: 200, onLost: () => (lostAt = Date.now()) });
+    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, onLost: () => (lostAt = Date.now()) });
     await g.acquire();
     hang = true;
-    await sleep(800);
+    await sleep(1800);
     const expires = Date.parse((await inner.read())!.lease.expiresAt);
     assert.ok(lostAt > 0, 'onLost was called');
     assert.ok(lostAt < expires, `lost ${expires - lostAt} ms before the stored expiry`);

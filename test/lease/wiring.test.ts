@@ -47,14 +47,19 @@ describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller 
       const b = spawnLsinit(['replicate', '-config', cfg, '-lease-wait', '-lease-max-wait', '30s'], { all: true, buffer: true });
       let out = '';
       b.all!.on('data', (d: Buffer) => (out += d.toString()));
-      await sleep(1500);
-      assert.doesNotMatch(out, /msg=replicating/);
-      assert.match(out, /waiting for it/);
-      a.child.kill('SIGTERM');
-      await a.child;
-      for (let i = 0; i < 100 && !out.includes('msg=replicating'); i++) await sleep(50);
-      assert.match(out, /msg=replicating/);
-      b.kill('SIGTERM');
+      try {
+        for (let i = 0; i < 200 && !out.includes('waiting for it'); i++) await sleep(50);
+        assert.match(out, /waiting for it/);
+        assert.doesNotMatch(out, /msg=replicating/);
+        a.child.kill('SIGTERM');
+        await a.child;
+        for (let i = 0; i < 300 && !out.includes('msg=replicating'); i++) await sleep(50);
+        assert.match(out, /msg=replicating/);
+      } finally {
+        b.kill('SIGTERM');
+        a.child.kill('SIGTERM');
+        await a.child;
+      }
       assert.equal((await b).exitCode, 0, out);
     } finally {
       w.cleanup();
@@ -80,6 +85,39 @@ describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller 
       assert.match(a.output(), /final sync failed.*lost the lease/);
       // The thief's lease is untouched.
       assert.equal(JSON.parse(readFileSync(join(replica, 'lsinit-lease.json'), 'utf8')).holder.id, 'feedface');
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  it('a replica whose store does not answer at start does not block the others or the start', async () => {
+    const w = workdir('wire5');
+    try {
+      const db = join(w.dir, 'app.db');
+      const replica = join(w.dir, 'replica');
+      const cfg = join(w.dir, 'lsinit.yml');
+      writeFileSync(cfg, `dbs:
+  - path: ${db}
+    monitor-interval: 100ms
+    replicas:
+      - name: local
+        path: ${replica}
+        sync-interval: 100ms
+      - name: offsite
+        url: sftp://backup:pw@127.0.0.1:1/srv/app
+        sync-interval: 100ms
+`);
+      createDB(db);
+      const a = await startReplicate(cfg);
+      assert.ok(existsSync(join(replica, 'lsinit-lease.json')));
+      await writer(db, ['--tx', '10']);
+      a.child.kill('SIGTERM');
+      const r = await a.child;
+      assert.equal(r.exitCode, 1, 'the final sync to the unreachable replica failed');
+      assert.match(a.output(), /replica sync failed.*offsite.*ECONNREFUSED/);
+      const out = join(w.dir, 'restored.db');
+      assert.equal((await lsinit(['restore', '-o', out, `file://${replica}`])).exitCode, 0);
+      assert.deepEqual(dump(out), dump(snapshotCopy(db, join(w.dir, 'src.db'))));
     } finally {
       w.cleanup();
     }
