@@ -1,6 +1,6 @@
 /**
  * Long crash-torture run: `node --import tsx scripts/torture.ts --trials N [--seed S] [--faults k,k]
- * [--jobs J] [--slack MS] [--keep]`. Build first (`npm run build`): trials run bin/lsinit.js.
+ * [--jobs J] [--slack MS] [--keep] [--s3] [--verbose]`. Build first (`npm run build`): trials run bin/lsinit.js.
  * Prints one line per trial and a table: trials, faults by kind, failures with their seeds.
  * `--seed S --trials 1 --faults K` replays one trial's schedule exactly.
  */
@@ -19,6 +19,18 @@ const jobs = Number(flag('jobs') ?? '1');
 const slack = flag('slack') !== undefined ? Number(flag('slack')) : undefined;
 const keep = argv.includes('--keep');
 const verbose = argv.includes('--verbose');
+// --s3: also replicate every trial to S3 (moto_server on a free port, one bucket for the run).
+let s3: { endpoint: string; bucket: string } | undefined;
+let stopMoto: (() => Promise<void>) | undefined;
+if (argv.includes('--s3')) {
+  const { startMoto, MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY } = await import('../test/servers/moto.js');
+  const moto = await startMoto();
+  await moto.createBucket('torture');
+  process.env['AWS_ACCESS_KEY_ID'] = MOTO_ACCESS_KEY_ID;
+  process.env['AWS_SECRET_ACCESS_KEY'] = MOTO_SECRET_ACCESS_KEY;
+  s3 = { endpoint: moto.endpoint, bucket: 'torture' };
+  stopMoto = () => moto.stop();
+}
 
 const results: TrialResult[] = [];
 let next = 0;
@@ -26,7 +38,7 @@ const started = Date.now();
 async function worker() {
   while (next < trials) {
     const seed = firstSeed + next++;
-    const r = await runTrial({ seed, kinds, keep, ...(slack !== undefined ? { lagSlackMs: slack } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
+    const r = await runTrial({ seed, kinds, keep, ...(s3 ? { s3 } : {}), ...(slack !== undefined ? { lagSlackMs: slack } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
     results.push(r);
     const status = r.failures.length ? `FAIL (${r.failures.map((f) => f.check).join('; ')}) dir=${r.dir}` : 'ok';
     console.log(`#${results.length} seed=${seed} fault=${r.kind} committed=${r.committed} ${(r.ms / 1000).toFixed(1)}s ${status}`);
@@ -35,6 +47,7 @@ async function worker() {
   }
 }
 await Promise.all(Array.from({ length: jobs }, worker));
+await stopMoto?.();
 
 const byKind = new Map<string, { n: number; failed: number; commits: number }>();
 for (const r of results) {

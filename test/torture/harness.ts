@@ -56,6 +56,8 @@ export interface TrialOptions {
   /** Keep the temp dir (always kept on failure unless false). */
   keep?: boolean;
   log?: (line: string) => void;
+  /** Also replicate to S3 (moto): a bucket that exists; credentials come from the environment. */
+  s3?: { endpoint: string; bucket: string };
 }
 
 export interface Failure {
@@ -217,7 +219,14 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
       - type: file
         path: ${replica}
         sync-interval: ${params.syncMs}ms
-${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''}`);
+${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''}${opts.s3 ? `      - name: s3
+        type: s3
+        bucket: ${opts.s3.bucket}
+        path: trial-${seed}-${process.pid}-${Date.now()}
+        endpoint: ${opts.s3.endpoint}
+        region: us-east-1
+        sync-interval: ${params.syncMs}ms
+` : ''}`);
   {
     const d = new Database(db);
     d.pragma(`page_size = ${params.pageSize}`);
@@ -462,6 +471,20 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
       const got = dumpState(latest);
       if (!isDeepStrictEqual(got, source)) fail('final equals source', stateDiff(got, source));
       if (got.lastId > maxCommitted) fail('no uncommitted data', `restore has last_id ${got.lastId}, the app committed up to ${maxCommitted}`);
+    }
+
+    // The S3 replica, restored through the config, must hold the same latest state.
+    if (opts.s3) {
+      const out = join(dir, 'restore-s3-final.db');
+      const res = await runToEnd([BIN, 'restore', '-config', cfg, '-replica', 's3', '-o', out, db]);
+      if (res.code !== 0) fail('s3 final: restore', `exit ${res.code}: ${res.out.trim().split('\n').slice(-3).join(' | ')}`);
+      else {
+        const ic = integrity(out);
+        if (ic !== 'ok') fail('s3 final: integrity_check', ic.slice(0, 300));
+        const got = dumpState(out);
+        if (!isDeepStrictEqual(got, source)) fail('s3 final equals source', stateDiff(got, source));
+        notes.push(`s3 final: last_id ${got.lastId}`);
+      }
     }
 
     // Points in time: one timestamp between two commits, one -index (the first drawn first).
