@@ -155,8 +155,12 @@ async function downloadIndex(client: ReplicaClient, gen: string, index: number, 
       if (seg.offset !== written) {
         throw new LsinitError('LSINIT_ERR_FORMAT', `${name}: segment starts at offset ${seg.offset} but the previous segments end at ${written} (a segment is missing or misnamed)`, { fields: { name } });
       }
-      const parts = await withRetry(async () => {
-        const out: Buffer[] = [];
+      // Stream straight into the index file (memory stays at one LZ4 block whatever the
+      // segment size); a retry starts the segment over from where it began.
+      const start = written;
+      written = await withRetry(async () => {
+        await fh.truncate(start);
+        let pos = start;
         let src;
         try {
           src = await client.walSegmentReader({ generation: gen, index, offset: seg.offset });
@@ -164,13 +168,12 @@ async function downloadIndex(client: ReplicaClient, gen: string, index: number, 
           if (isNotFound(err)) throw new LsinitError('LSINIT_ERR_NOT_FOUND', `${name} disappeared during the restore (retention on another host?)`, { cause: err });
           throw err;
         }
-        for await (const c of decodeFrames(counted(src, onBytes), name)) out.push(c);
-        return out;
+        for await (const c of decodeFrames(counted(src, onBytes), name)) {
+          await fh.write(c, 0, c.length, pos);
+          pos += c.length;
+        }
+        return pos;
       });
-      for (const p of parts) {
-        await fh.write(p);
-        written += p.length;
-      }
     }
   } finally {
     await fh.close();
