@@ -10,7 +10,7 @@
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Config, DBConfig } from '../config/types.js';
-import { errorMessage } from '../errors.js';
+import { LsinitError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { createClient } from '../replica/create.js';
 import { Replica } from '../replica/replica.js';
@@ -75,7 +75,14 @@ export class Controller implements ControllerLike {
     this.running = true;
     for (const e of this.entries) {
       // Opening takes the read lock and copies the WAL: from here on nothing committed is lost.
-      this.syncDB(e);
+      // A database that cannot be replicated at all (missing directory, not SQLite, cannot use
+      // WAL mode) is fatal at start: better no app than an app whose data is not protected.
+      try {
+        e.db.sync();
+      } catch (err) {
+        if (err instanceof LsinitError && err.code === 'LSINIT_ERR_DB') throw err;
+        this.rateLimited(e, 'db', () => e.log.error('sync failed', { error: errorMessage(err) }));
+      }
       await Promise.all(e.replicas.map((r) => this.syncReplica(e, r)));
       e.timers.push(setInterval(() => this.tick(e), Math.max(10, e.cfg.monitorIntervalMs)));
       this.watch(e);
