@@ -13,6 +13,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { LsinitError } from '../../src/errors.js';
 import type { ReplicaClient } from '../../src/replica/client.js';
 import { sftpBackend } from '../../src/replica/clients/sftp.js';
+import { SFTPReplicaClient } from '../../src/replica/clients/sftp-client.js';
 import { isTransient } from '../../src/replica/retry.js';
 import { startSshd, type Sshd } from '../servers/sshd.js';
 
@@ -32,7 +33,8 @@ beforeEach(() => sshd.start());
 
 function client(): ReplicaClient {
   const r = sftpBackend.resolve({ url: new URL(sshd.url(join(sshd.home, `outage-${++n}`))), raw: { 'host-key': sshd.hostKeyLine }, global: {}, env: {}, keyPath: 't', cwd: '/' });
-  const c = sftpBackend.create(r.settings);
+  // The client class itself (sftpBackend.create wraps it in a lazily loading proxy).
+  const c = new SFTPReplicaClient(r.settings);
   clients.push(c);
   return c;
 }
