@@ -159,11 +159,21 @@ export class Replica {
     const segs = await this.retry(() => this.client.walSegments(gen), opts);
     const last = segs[segs.length - 1];
     if (!last || last.index < snapIndex) return { generation: gen, index: snapIndex, offset: 0 };
-    const n = await this.retry(async () => {
-      let total = 0;
-      for await (const c of decodeFrames(await this.client.walSegmentReader({ generation: gen, index: last.index, offset: last.offset }), `wal ${hex8(last.index)}_${hex8(last.offset)}`)) total += c.length;
-      return total;
-    }, opts);
+    let n: number;
+    try {
+      n = await this.retry(async () => {
+        let total = 0;
+        for await (const c of decodeFrames(await this.client.walSegmentReader({ generation: gen, index: last.index, offset: last.offset }), `wal ${hex8(last.index)}_${hex8(last.offset)}`)) total += c.length;
+        return total;
+      }, opts);
+    } catch (err) {
+      if (!(err instanceof LsinitError) || (err.code !== 'LSINIT_ERR_FORMAT' && err.code !== 'LSINIT_ERR_CHECKSUM')) throw err;
+      // The newest segment on the store is damaged (a torn upload by another tool, bit rot).
+      // It is the last one, so rewriting it from the local shadow WAL under the same name
+      // repairs the replica instead of blocking replication forever.
+      this.log.warn('newest WAL segment on the replica is unreadable; rewriting it from the local shadow WAL', { position: formatPos({ generation: gen, index: last.index, offset: last.offset }), error: err.message });
+      return { generation: gen, index: last.index, offset: last.offset };
+    }
     const pos = { generation: gen, index: last.index, offset: last.offset + n };
     // A replica ahead of our shadow (another writer, or a lost local state) cannot be continued safely.
     if (this.db.shadowSize(gen, pos.index) < pos.offset) {
