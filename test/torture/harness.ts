@@ -549,6 +549,22 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
     if (container?.alive) await container.stop('SIGKILL', 10_000);
   }
   const committed = readCommits(logPath).commits.length;
+  {
+    // Longest pause between two consecutive commits of one app run (lsinit's write locks and
+    // checkpoints show up here; #724 was a multi-second stall), excluding the app's own actions.
+    const lines = existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n') : [];
+    let prev: number | undefined;
+    let stall = 0;
+    for (const l of lines) {
+      const f = l.split(' ');
+      if (f[0] === 'c') {
+        const t = Number(f[2]);
+        if (prev !== undefined) stall = Math.max(stall, t - prev);
+        prev = t;
+      } else prev = undefined; // app (re)start, action, end
+    }
+    notes.push(`longest pause between commits: ${stall} ms`);
+  }
   if (failures.length) writeFileSync(join(dir, 'lsinit-output.log'), lsOutputs.join('\n----- restart -----\n'));
   if (!failures.length && !opts.keep) rmSync(dir, { recursive: true, force: true });
   return { seed, kind, params, failures, committed, ms: Date.now() - t0, dir, notes };
