@@ -58,12 +58,14 @@ for (const r of results) {
   byKind.set(r.kind, e);
 }
 const failed = results.filter((r) => r.failures.length);
+const stalls = results.map((r) => ({ seed: r.seed, kind: r.kind, ms: Number(/longest pause between commits: (\d+)/.exec(r.notes.join('\n'))?.[1] ?? 0) })).sort((a, b) => b.ms - a.ms);
 console.log(`\n${results.length} trials, ${failed.length} failed, ${results.reduce((a, r) => a + r.committed, 0)} transactions, ${((Date.now() - started) / 60000).toFixed(1)} min, seeds ${firstSeed}..${firstSeed + trials - 1}${kinds.length ? ` faults ${kinds.join(',')}` : ''}`);
 console.log('fault                 trials  failed  commits');
 for (const k of FAULTS) {
   const e = byKind.get(k);
   if (e) console.log(`${k.padEnd(22)}${String(e.n).padStart(6)}${String(e.failed).padStart(8)}${String(e.commits).padStart(9)}`);
 }
+if (stalls[0]) console.log(`longest pause between two app commits: ${stalls[0].ms} ms (seed ${stalls[0].seed}, ${stalls[0].kind}); median of per-trial maxima ${stalls[Math.floor(stalls.length / 2)]!.ms} ms`);
 if (failed.length) {
   console.log('\nfailures (replay: node --import tsx scripts/torture.ts --trials 1 --seed S --faults KIND):');
   for (const r of failed) console.log(`  seed=${r.seed} fault=${r.kind}: ${r.failures.map((f) => `${f.check}: ${f.detail.slice(0, 200)}`).join(' / ')}`);
