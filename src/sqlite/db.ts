@@ -48,6 +48,8 @@ export class DB {
   private readonly log: Logger;
   private conn: Database.Database | undefined;
   private rconn: Database.Database | undefined;
+  /** Holds the write lock around our checkpoints (see checkpoint()). */
+  private wconn: Database.Database | undefined;
   private dbFd: number | undefined;
   pageSize = 0;
   generation: string | undefined;
@@ -96,6 +98,7 @@ export class DB {
     checkIsSQLite(this.path);
     let conn: Database.Database | undefined;
     let rconn: Database.Database | undefined;
+    let wconn: Database.Database | undefined;
     try {
       conn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
       const mode = String(conn.pragma('journal_mode = wal', { simple: true }));
@@ -107,6 +110,8 @@ export class DB {
       conn.exec('CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);');
       rconn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
       rconn.pragma('wal_autocheckpoint = 0');
+      wconn = new Database(this.path, { timeout: this.cfg.checkpointBusyTimeoutMs, fileMustExist: true });
+      wconn.pragma('wal_autocheckpoint = 0');
       this.pageSize = Number(conn.pragma('page_size', { simple: true }));
       this.dbFd = openSync(this.path, 'r');
     } catch (err) {
@@ -115,6 +120,7 @@ export class DB {
     }
     this.conn = conn;
     this.rconn = rconn;
+    this.wconn = wconn;
     this.acquireReadLock();
     mkdirSync(this.metaPath, { recursive: true });
     this.loadGeneration();
@@ -283,49 +289,58 @@ export class DB {
 
   /** Run a checkpoint; when it restarts the WAL, finish the old index and start the next. */
   checkpoint(mode: CheckpointMode): boolean {
-    if (this.snapshotting > 0 || !this.conn) return false; // a snapshot is reading the file (Litestream #477)
+    if (this.snapshotting > 0 || !this.conn || !this.wconn) return false; // a snapshot is reading the file (Litestream #477)
     const t0 = performance.now();
     const stat = (this.stats.checkpoints[mode] ??= { count: 0, errors: 0, seconds: 0 });
     const gen = this.generation!;
-    const before = readWALHeaderFile(this.walPath);
-    copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
-    this.releaseReadLock();
+    // Hold the write lock from our last copy until the WAL has restarted (or not): an app commit
+    // in between would be back-filled into the file and could then be overwritten in the WAL by
+    // the next writer before we copy it, leaving it in no shadow index (the window Litestream
+    // 0.3 leaves open; test/torture/checkpoint-race.test.ts). The wait for the lock is bounded by
+    // checkpoint-busy-timeout, and the lock is held only for one passive checkpoint: writers are
+    // never blocked waiting for readers, which is what made Litestream 0.3.13's RESTART an
+    // outage (#724). A forced checkpoint (max-checkpoint-page-count) is the same passive one,
+    // attempted on every sync.
     try {
-      if (mode !== 'PASSIVE') this.conn.pragma(`busy_timeout = ${this.cfg.checkpointBusyTimeoutMs}`);
-      this.conn.pragma(`wal_checkpoint(${mode})`);
+      this.wconn.exec('BEGIN IMMEDIATE');
     } catch (err) {
-      stat.errors++;
-      this.log.warn('checkpoint failed', { mode, error: (err as Error).message });
-    } finally {
-      if (mode !== 'PASSIVE') this.conn.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      this.acquireReadLock();
+      this.log.debug('checkpoint skipped: the app holds the write lock', { error: (err as Error).message });
+      return false;
     }
-    stat.count++;
-    // This write makes SQLite restart the WAL if the checkpoint was complete and no reader pins it.
+    const before = readWALHeaderFile(this.walPath);
+    try {
+      copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
+      this.releaseReadLock();
+      try {
+        this.conn.pragma('wal_checkpoint(PASSIVE)');
+      } catch (err) {
+        stat.errors++;
+        this.log.warn('checkpoint failed', { mode, error: (err as Error).message });
+      }
+      stat.count++;
+    } finally {
+      // Release before writing: a write transaction restarts the WAL only if it began after the
+      // WAL was fully back-filled. Whoever writes next (us or the app) restarts it, and every
+      // frame of the old WAL is already in the shadow.
+      // Our read lock is taken again first: after a complete checkpoint it reads the file only
+      // (slot 0) and does not stop the restart; after a partial one it pins the WAL's end, so no
+      // one can back-fill and restart past frames committed after our copy.
+      if (!this.rconn!.inTransaction) this.acquireReadLock();
+      if (this.wconn.inTransaction) this.wconn.exec('ROLLBACK');
+    }
     this.conn.prepare('INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1').run();
     const after = readWALHeaderFile(this.walPath);
     let restarted = false;
     if (before && after && !before.equals(after)) {
-      // Under the write lock, pick up old-salt frames still past the new WAL's write position,
-      // then start the next index from the new header.
-      try {
-        this.conn.exec('BEGIN IMMEDIATE');
-        try {
-          copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
-          this.startNextIndex();
-          restarted = true;
-        } finally {
-          this.conn.exec('ROLLBACK');
-        }
-      } catch (err) {
-        // Next sync's verify() sees the restart and either continues or starts a new generation.
-        this.log.warn('could not take the write lock after a WAL restart', { error: (err as Error).message });
-      }
+      // Nothing could commit to the old WAL after our copy: start the next index from the new one.
+      this.startNextIndex();
+      restarted = true;
     }
     stat.seconds += (performance.now() - t0) / 1000;
     this.log.debug('checkpoint', { mode, restarted, index: hex8(this.index) });
     return restarted;
   }
+
 
   /** Remove other generations' shadow dirs and shadow files no replica needs any more. */
   private clean(): void {
@@ -408,9 +423,10 @@ export class DB {
   closeConnections(): void {
     this.stop();
     this.rconn?.close();
+    this.wconn?.close();
     this.conn?.close();
     if (this.dbFd !== undefined) closeSync(this.dbFd);
-    this.rconn = this.conn = this.dbFd = undefined;
+    this.rconn = this.wconn = this.conn = this.dbFd = undefined;
   }
 }
 
