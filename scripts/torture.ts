@@ -4,7 +4,7 @@
  * Prints one line per trial and a table: trials, faults by kind, failures with their seeds.
  * `--seed S --trials 1 --faults K` replays one trial's schedule exactly.
  */
-import { FAULTS, runTrial, type FaultKind, type TrialResult } from '../test/torture/harness.js';
+import { FAULTS, privateBuild, runTrial, type FaultKind, type TrialResult } from '../test/torture/harness.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -32,6 +32,8 @@ if (argv.includes('--s3')) {
   stopMoto = () => moto.stop();
 }
 
+// Trials run a private copy of dist/ (LSINIT_BIN overrides), immune to rebuilds of the shared tree.
+const dropBuild = privateBuild();
 const results: TrialResult[] = [];
 let next = 0;
 const started = Date.now();
@@ -48,6 +50,7 @@ async function worker() {
 }
 await Promise.all(Array.from({ length: jobs }, worker));
 await stopMoto?.();
+dropBuild();
 
 const byKind = new Map<string, { n: number; failed: number; commits: number }>();
 for (const r of results) {

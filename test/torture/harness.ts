@@ -15,7 +15,7 @@
  *  - after the final graceful stop, the latest restore equals the source row for row.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,8 +26,28 @@ import { SCHEMA, oracle, rng, type State } from './plan.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, '../..');
-// LSINIT_BIN runs the trials against another build (e.g. a candidate fix in a scratch tree).
-const BIN = process.env['LSINIT_BIN'] ?? join(ROOT, 'bin/lsinit.js');
+// LSINIT_BIN runs the trials against another build (e.g. a candidate fix in a scratch tree, or
+// the private copy from privateBuild()). Read at each use, so it can be set after import.
+const bin = () => process.env['LSINIT_BIN'] ?? join(ROOT, 'bin/lsinit.js');
+
+/**
+ * Copy the current build (dist/, bin/) to a temp dir and point LSINIT_BIN at it, so a rebuild of
+ * the shared tree during a long run (others run `npm run build`) cannot break trials half-way.
+ * Returns a cleanup function. No-op when LSINIT_BIN is already set.
+ */
+export function privateBuild(): () => void {
+  if (process.env['LSINIT_BIN']) return () => {};
+  const dir = mkdtempSync(join(tmpdir(), 'lsinit-torture-build-'));
+  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true });
+  cpSync(join(ROOT, 'bin'), join(dir, 'bin'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  process.env['LSINIT_BIN'] = join(dir, 'bin', 'lsinit.js');
+  return () => {
+    delete process.env['LSINIT_BIN'];
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
 const APP = join(HERE, 'app.mjs');
 
 export const FAULTS = [
@@ -250,7 +270,7 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
   /** Restore and check the prefix property; returns last_id, or undefined when it failed. */
   const checkRestore = async (label: string, from: string, flags: string[] = []): Promise<number | undefined> => {
     const out = join(dir, `restore-${++restoreN}-${label}.db`);
-    const res = await runToEnd([BIN, 'restore', ...flags, '-o', out, `file://${from}`]);
+    const res = await runToEnd([bin(), 'restore', ...flags, '-o', out, `file://${from}`]);
     if (res.code !== 0) {
       fail(`${label}: restore`, `exit ${res.code}: ${res.out.trim().split('\n').slice(-3).join(' | ')}`);
       return undefined;
@@ -273,7 +293,7 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
   let app: Proc | undefined;
   let container: Proc | undefined;
   const startLsinit = async () => {
-    const p = node([BIN, 'replicate', '-config', cfg]);
+    const p = node([bin(), 'replicate', '-config', cfg]);
     for (let i = 0; i < 600 && !p.out.includes('msg=replicating'); i++) {
       if (!p.alive) break;
       await sleep(25);
@@ -329,7 +349,7 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
       // lsinit as PID 1 of a new PID namespace; the app is its child. SIGTERM to lsinit is
       // what `docker stop` does: lsinit forwards it, the app commits its last transaction
       // and exits, lsinit ships it and exits 0.
-      container = new Proc(spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, BIN, '-config', cfg, '--', process.execPath, ...appArgs()], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      container = new Proc(spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, bin(), '-config', cfg, '--', process.execPath, ...appArgs()], { stdio: ['ignore', 'pipe', 'pipe'] }));
       for (let i = 0; i < 600 && container.alive && readCommits(logPath).commits.length === 0; i++) await sleep(25);
       await sleep(params.faultAfterMs);
       const inner = await innerPid(container.pid);
@@ -481,7 +501,7 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
     // The S3 replica, restored through the config, must hold the same latest state.
     if (opts.s3) {
       const out = join(dir, 'restore-s3-final.db');
-      const res = await runToEnd([BIN, 'restore', '-config', cfg, '-replica', 's3', '-o', out, db]);
+      const res = await runToEnd([bin(), 'restore', '-config', cfg, '-replica', 's3', '-o', out, db]);
       if (res.code !== 0) fail('s3 final: restore', `exit ${res.code}: ${res.out.trim().split('\n').slice(-3).join(' | ')}`);
       else {
         const ic = integrity(out);
@@ -525,7 +545,7 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
     async function checkRestoreTolerant(label: string, flags: string[]): Promise<number | undefined> {
       // "no matching backups" is a legitimate answer for a timestamp before the first snapshot.
       const out = join(dir, `restore-${++restoreN}-${label}.db`);
-      const res = await runToEnd([BIN, 'restore', ...flags, '-o', out, `file://${replica}`]);
+      const res = await runToEnd([bin(), 'restore', ...flags, '-o', out, `file://${replica}`]);
       if (res.code !== 0) {
         if (/no matching backups|no snapshot/i.test(res.out)) {
           notes.push(`${label}: ${res.out.trim().split('\n').pop()}`);

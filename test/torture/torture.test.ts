@@ -4,13 +4,19 @@
  * a failure prints its seed, and `--seed S --faults KIND --trials 1` replays its schedule.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { FAULTS, runTrial } from './harness.js';
+import { after, before, describe, it } from 'node:test';
+import { FAULTS, privateBuild, runTrial } from './harness.js';
 
 // Seeds are arbitrary but fixed: with a single kind the seed only draws the timings.
 const SEED_BASE = 4242;
 
 describe('crash torture (one seeded trial per fault kind)', () => {
+  // A private copy of the build: another `npm run build` in this tree cannot break a trial.
+  let drop = () => {};
+  before(() => {
+    drop = privateBuild();
+  });
+  after(() => drop());
   FAULTS.forEach((kind, i) => {
     it(`${kind}: every restore is a committed prefix, nothing synced before the fault is lost, the final restore equals the source`, { timeout: 180_000 }, async () => {
       const r = await runTrial({ seed: SEED_BASE + i, kinds: [kind] });
