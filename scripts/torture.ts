@@ -31,6 +31,14 @@ if (argv.includes('--s3')) {
   s3 = { endpoint: moto.endpoint, bucket: 'torture' };
   stopMoto = () => moto.stop();
 }
+// Interrupted: stop what this run started (moto, the private build), then print what we have.
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    interrupted = true;
+    console.log(`\n${sig}: finishing the trial in flight, then the summary`);
+  });
+}
 
 // Trials run a private copy of dist/ (LSINIT_BIN overrides), immune to rebuilds of the shared tree.
 const dropBuild = privateBuild();
@@ -38,7 +46,7 @@ const results: TrialResult[] = [];
 let next = 0;
 const started = Date.now();
 async function worker() {
-  while (next < trials) {
+  while (next < trials && !interrupted) {
     const seed = firstSeed + next++;
     const r = await runTrial({ seed, kinds, keep, ...(s3 ? { s3 } : {}), ...(slack !== undefined ? { lagSlackMs: slack } : {}), ...(verbose ? { log: (l: string) => console.log(l) } : {}) });
     results.push(r);
