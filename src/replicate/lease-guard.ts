@@ -22,6 +22,8 @@ export const DEFAULT_LEASE_TTL_MS = 30_000;
 export const DEFAULT_LEASE_MAX_WAIT_MS = 5 * 60_000;
 /** Conflicting attempts in a row (lost races) before acquire gives up without `wait`. */
 const MAX_RACES = 5;
+/** Holder ids of the leases guards in this process hold: same host and pid is stale only if not one of these. */
+const LIVE_HERE = new Set<string>();
 
 export interface LeaseGuardOptions {
   store: LeaseStore;
@@ -168,7 +170,7 @@ export class LeaseGuard {
     if (this.o.sameHostTakeover === false) return false;
     const h = lease.holder;
     if (h.hostname !== this.holder.hostname) return false;
-    if (h.pid === this.holder.pid) return true;
+    if (h.pid === this.holder.pid) return !LIVE_HERE.has(h.id);
     return !(this.o.pidAlive ?? pidAlive)(h.pid);
   }
 
@@ -291,6 +293,7 @@ export class LeaseGuard {
   private adopt(rec: LeaseRecord): void {
     this.token = rec.token;
     this.state = 'held';
+    LIVE_HERE.add(this.holder.id);
     this.setExpiry(Date.parse(rec.lease.expiresAt));
     this.o.log?.info('replica lease acquired', { replica: this.o.replica, location: this.o.store.location, expiresAt: rec.lease.expiresAt, holderId: this.holder.id });
     this.schedule(this.renewIntervalMs);
@@ -313,6 +316,7 @@ export class LeaseGuard {
   }
 
   private stopTimer(): void {
+    LIVE_HERE.delete(this.holder.id);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.watchdog) clearTimeout(this.watchdog);

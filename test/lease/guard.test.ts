@@ -193,6 +193,14 @@ describe('LeaseGuard', () => {
     await next.release();
   });
 
+  it('a live lease of another guard in this same process is not mistaken for a stale one', async () => {
+    const dir = join(root, `r${++n}`);
+    const a = new LeaseGuard({ store: store(dir) });
+    await a.acquire();
+    await assert.rejects(new LeaseGuard({ store: store(dir) }).acquire(), isCode('LSINIT_ERR_LEASE'));
+    await a.release();
+  });
+
   it('rejects a renew interval that is not shorter than the ttl', () => {
     assert.throws(() => new LeaseGuard({ store: store(), ttlMs: 1000, renewIntervalMs: 1000 }), isCode('LSINIT_ERR_CONFIG'));
   });
