@@ -16,7 +16,7 @@ import { decodeFrames, encodeFrame, encodeFrameStream } from '../format/lz4.js';
 import { hex8 } from '../format/paths.js';
 import type { Logger } from '../log/logger.js';
 import type { DB } from '../sqlite/db.js';
-import { formatPos, type Pos, type ReplicaClient } from './client.js';
+import { formatPos, type Pos, type ReplicaClient, type SnapshotInfo } from './client.js';
 import { withRetry } from './retry.js';
 
 /** Segments up to this size are compressed in memory and sent in one PUT; larger ones stream. */
@@ -78,8 +78,13 @@ export class Replica {
     try {
       if (!this.pos || this.pos.generation !== dpos.generation) {
         const snaps = await this.retry(() => this.client.snapshots(dpos.generation), opts);
-        if (snaps.length === 0) await this.snapshotInner(opts);
-        this.pos = await this.calcPos(dpos.generation, opts);
+        if (snaps.length === 0) {
+          // A generation we start on this replica: our snapshot is its beginning, no need to list.
+          const index = await this.snapshotInner(opts);
+          this.pos = { generation: dpos.generation, index, offset: 0 };
+        } else {
+          this.pos = await this.calcPos(dpos.generation, opts, snaps);
+        }
         this.log.debug('replica position', { position: formatPos(this.pos) });
       }
       await this.uploadTo(dpos, opts);
@@ -152,8 +157,7 @@ export class Replica {
   }
 
   /** Position on the store: end of the last segment, or the newest snapshot's index (reference §2.7). */
-  private async calcPos(gen: string, opts: { fast?: boolean }): Promise<Pos> {
-    const snaps = await this.retry(() => this.client.snapshots(gen), opts);
+  private async calcPos(gen: string, opts: { fast?: boolean }, snaps: SnapshotInfo[]): Promise<Pos> {
     if (snaps.length === 0) throw new LsinitError('LSINIT_ERR_REPLICA', `no snapshot in generation ${gen} after writing one`);
     const snapIndex = Math.max(...snaps.map((s) => s.index));
     const segs = await this.retry(() => this.client.walSegments(gen), opts);
@@ -183,10 +187,11 @@ export class Replica {
   }
 
   snapshot(opts: { fast?: boolean } = {}): Promise<void> {
-    return this.exclusive(() => this.snapshotInner(opts));
+    return this.exclusive(async () => void (await this.snapshotInner(opts)));
   }
 
-  private async snapshotInner(opts: { fast?: boolean }): Promise<void> {
+  /** Writes a snapshot; returns its WAL index. */
+  private async snapshotInner(opts: { fast?: boolean }): Promise<number> {
     const t0 = performance.now();
     let info: { generation: string; index: number } | undefined;
     // Point-in-time safety (the hazard in reference §4.3): the snapshot file may hold pages
@@ -207,6 +212,7 @@ export class Replica {
     this.lastSnapshotAt = this.now();
     this.stats.snapshots++;
     this.log.info('snapshot written', { position: `${info!.generation}/${hex8(info!.index)}`, elapsed_ms: Math.round(performance.now() - t0) });
+    return info!.index;
   }
 
   private async writeSnapshotObject(opts: { fast?: boolean }, onInfo: (i: { generation: string; index: number }) => void): Promise<void> {
