@@ -196,3 +196,16 @@ test('dockerfile-utils reports no problem', { skip: utils ? false : 'dockerfile-
     );
   }
 });
+
+const shellcheck = spawnSync('shellcheck', ['--version'], { encoding: 'utf8' }).status === 0;
+test('docker/verify-local scripts parse (bash -n) and pass shellcheck when it is installed', () => {
+  const dir = join(ROOT, 'docker/verify-local');
+  const scripts = ['base-image.sh', 'docker'].map((f) => join(dir, f));
+  for (const f of scripts) {
+    const n = spawnSync('bash', ['-n', f], { encoding: 'utf8' });
+    assert.equal(n.status, 0, `${relative(ROOT, f)}: ${n.stderr}`);
+    if (!shellcheck) continue;
+    const r = spawnSync('shellcheck', [f], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `${relative(ROOT, f)}:\n${r.stdout}${r.stderr}`);
+  }
+});
