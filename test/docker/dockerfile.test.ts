@@ -169,26 +169,12 @@ test('the files the build stage needs are tracked by git (a fresh clone can buil
   }
 });
 
-// Linters are optional: hadolint (a static binary, not on npm or Debian) and dockerfile-utils (npm,
-// not a dependency of this project). Each runs when it is installed.
-const hadolint = spawnSync('hadolint', ['--version'], { encoding: 'utf8' }).status === 0;
-test('hadolint finds no warning or error', { skip: hadolint ? false : 'hadolint is not installed' }, () => {
+// The Dockerfile linter: dockerfile-utils (a dev dependency). hadolint, the usual choice, ships as
+// a static binary on neither npm nor Debian, so it cannot be installed here or in CI.
+const { validate } = (await import('dockerfile-utils')) as unknown as { validate(text: string, settings?: object): { message: string; range: { start: { line: number } } }[] };
+test('dockerfile-utils reports no problem', () => {
   for (const f of allDockerfiles()) {
-    const r = spawnSync('hadolint', ['--failure-threshold', 'warning', f], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `${relative(ROOT, f)}:\n${r.stdout}${r.stderr}`);
-  }
-});
-
-const utilsName = 'dockerfile-utils';
-let utils: { validate(text: string, settings?: object): { message: string; range: { start: { line: number } } }[] } | undefined;
-try {
-  utils = (await import(utilsName)) as typeof utils;
-} catch {
-  utils = undefined;
-}
-test('dockerfile-utils reports no problem', { skip: utils ? false : 'dockerfile-utils is not installed' }, () => {
-  for (const f of allDockerfiles()) {
-    const problems = utils!.validate(readFileSync(f, 'utf8'), {});
+    const problems = validate(readFileSync(f, 'utf8'), {});
     assert.deepEqual(
       problems.map((p) => `${p.range.start.line + 1}: ${p.message}`),
       [],
