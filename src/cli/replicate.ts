@@ -1,11 +1,13 @@
 /** `lsinit replicate [-config PATH] [-exec CMD] [-no-expand-env]` and `lsinit replicate DB_PATH URL...`. */
 import { configFromArgs } from '../config/load.js';
+import { applyLeaseFlags } from '../config/lease-flags.js';
 import { secretValues } from '../config/secrets.js';
 import type { Config } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Controller } from '../replicate/controller.js';
-import { parseFlags, str, usage, type FlagSpec } from './flags.js';
+import { parseDuration } from '../util/time.js';
+import { bool, parseFlags, str, usage, type FlagSpec, type FlagValues } from './flags.js';
 import { CONFIG_FLAGS, readConfigFromFlags } from './sources.js';
 
 const SPECS: Record<string, FlagSpec> = {
@@ -13,7 +15,12 @@ const SPECS: Record<string, FlagSpec> = {
   exec: { type: 'string', help: 'run this command as a supervised child; replication stops when it exits' },
   'shutdown-timeout': { type: 'string', help: 'total budget for the final sync after a stop signal (default 9s)' },
   addr: { type: 'string', help: 'serve /metrics and /healthz on HOST:PORT (overrides addr:; ":9090" = every interface)' },
+  'lease-wait': { type: 'bool', help: 'when another instance holds a replica lease, wait for it (up to -lease-max-wait) instead of exiting' },
+  'lease-max-wait': { type: 'string', help: 'longest wait for a replica lease with -lease-wait (default 5m)' },
+  'no-lease': { type: 'bool', help: 'do not take the single-writer lease (lsinit-lease.json) on any replica' },
 };
+
+/** -lease-wait / -lease-max-wait / -no-lease override the config for every replica. */
 
 export function loggerFor(config: Config): Logger {
   const stream = config.logging.stderr ? process.stderr : process.stdout;
@@ -34,6 +41,7 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
   } else {
     config = await readConfigFromFlags(p.flags);
   }
+  applyLeaseFlags(config, p.flags);
   const exec = str(p.flags, 'exec') ?? config.exec;
   const addr = str(p.flags, 'addr') ?? config.addr;
   const stParsed = str(p.flags, 'shutdown-timeout');

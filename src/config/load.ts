@@ -13,7 +13,7 @@ import { configError } from '../replica/backend.js';
 import { backendFor, backends } from '../replica/clients/registry.js';
 import { parseDuration } from '../util/time.js';
 import { expandEnv } from './expand.js';
-import type { Config, DBConfig, InitConfig, ReplicaConfig } from './types.js';
+import type { Config, DBConfig, InitConfig, LeaseConfig, ReplicaConfig } from './types.js';
 
 export const DEFAULTS = {
   monitorIntervalMs: 1000,
@@ -27,9 +27,13 @@ export const DEFAULTS = {
   restoreParallelism: 8,
 } as const;
 
-const TOP_KEYS = ['dbs', 'exec', 'addr', 'logging', 'access-key-id', 'secret-access-key', 'init'];
+/** On unless `lease: false`: two writers on one replica corrupt it silently (Litestream #422, #1119). */
+export const DEFAULT_LEASE: LeaseConfig = { ttlMs: 30_000, wait: false, maxWaitMs: 5 * 60_000 };
+const LEASE_KEYS = ['enabled', 'ttl', 'wait', 'max-wait'];
+
+const TOP_KEYS = ['dbs', 'exec', 'addr', 'logging', 'access-key-id', 'secret-access-key', 'init', 'lease'];
 const DB_KEYS = ['path', 'meta-path', 'monitor-interval', 'checkpoint-interval', 'min-checkpoint-page-count', 'max-checkpoint-page-count', 'checkpoint-busy-timeout', 'replicas', 'exec'];
-const REPLICA_COMMON = ['type', 'name', 'url', 'path', 'retention', 'retention-check-interval', 'snapshot-interval', 'validation-interval', 'sync-interval'];
+const REPLICA_COMMON = ['type', 'name', 'url', 'path', 'retention', 'retention-check-interval', 'snapshot-interval', 'validation-interval', 'sync-interval', 'lease'];
 const INIT_KEYS = ['shutdown-timeout', 'kill-grace', 'signal-rewrite', 'process-group', 'strip-credentials', 'sync-failure-exit-code'];
 
 export interface LoadOptions {
@@ -93,6 +97,24 @@ interface Ctx {
   cwd: string;
   file?: string;
   warnings: string[];
+  /** The top-level `lease:` (undefined: disabled there), inherited by replicas without their own. */
+  lease?: LeaseConfig | undefined;
+}
+
+/**
+ * `lease: false | true | { enabled, ttl, wait, max-wait }`; a mapping overrides `base` key by key.
+ * Returns undefined when disabled.
+ */
+function buildLease(raw: unknown, kp: string, base: LeaseConfig | undefined, ctx: Ctx): LeaseConfig | undefined {
+  if (raw === undefined || raw === null) return base;
+  if (raw === false) return undefined;
+  if (raw === true) return base ?? DEFAULT_LEASE;
+  if (!isMap(raw)) throw configError(kp, `must be true, false or a mapping (enabled, ttl, wait, max-wait), got ${JSON.stringify(raw)}`);
+  warnUnknown(raw, LEASE_KEYS, kp, ctx);
+  if (bool(raw, 'enabled', kp) === false) return undefined;
+  const from = base ?? DEFAULT_LEASE;
+  const ttlMs = duration(raw, 'ttl', kp, from.ttlMs, { min: 3000 });
+  return { ttlMs, wait: bool(raw, 'wait', kp) ?? from.wait, maxWaitMs: duration(raw, 'max-wait', kp, from.maxWaitMs, { min: 0 }) };
 }
 
 function isMap(v: unknown): v is Record<string, unknown> {
@@ -162,6 +184,7 @@ function buildConfig(doc: unknown, ctx: Ctx): Config {
   if (ak) global.accessKeyId = ak;
   if (sk) global.secretAccessKey = sk;
   const logging = buildLogging(doc['logging']);
+  ctx.lease = buildLease(doc['lease'], 'lease', DEFAULT_LEASE, ctx);
   const dbsRaw = doc['dbs'] ?? [];
   if (!Array.isArray(dbsRaw)) throw configError('dbs', 'must be a list of databases (each with a path: and replicas:)');
   let exec = str(doc, 'exec', '');
@@ -340,7 +363,12 @@ export function buildReplica(raw: Record<string, unknown>, kp: string, global: {
     validationIntervalMs: duration(raw, 'validation-interval', kp, 0, { min: 0 }),
     syncIntervalMs: duration(raw, 'sync-interval', kp, DEFAULTS.syncIntervalMs, { min: 1 }),
     keyPath: kp,
+    ...leaseField(buildLease(raw['lease'], `${kp}.lease`, 'lease' in ctx ? ctx.lease : DEFAULT_LEASE, ctx)),
   };
+}
+
+function leaseField(lease: LeaseConfig | undefined): { lease?: LeaseConfig } {
+  return lease ? { lease } : {};
 }
 
 /** One replica from a URL given on the command line. */

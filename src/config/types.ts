@@ -16,6 +16,18 @@ export interface ReplicaConfig {
   syncIntervalMs: number;
   /** Key path for messages, e.g. `dbs[0].replicas[1]`. */
   keyPath: string;
+  /** Single-writer lease on the replica (lsinit extension); absent when disabled with `lease: false`. */
+  lease?: LeaseConfig;
+}
+
+/** `lease:` at the top level (defaults for every replica) or per replica (lsinit extension). */
+export interface LeaseConfig {
+  /** Lease lifetime; renewed every ttl / 3. */
+  ttlMs: number;
+  /** Wait for a live lease held elsewhere instead of refusing to start. */
+  wait: boolean;
+  /** Longest wait with `wait` before start-up fails. */
+  maxWaitMs: number;
 }
 
 export interface DBConfig {

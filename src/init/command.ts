@@ -5,6 +5,7 @@
  * to print; everything after start-up is an exit code.
  */
 import { existsSync } from 'node:fs';
+import { applyLeaseFlags, type LeaseFlags } from '../config/lease-flags.js';
 import { secretValues } from '../config/secrets.js';
 import type { Config, InitConfig } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
@@ -38,6 +39,10 @@ Flags:
   -process-group           run the command in its own process group and signal the whole group
   -strip-credentials       remove AWS_*, LITESTREAM_*, AZURE_STORAGE_*, GOOGLE_APPLICATION_CREDENTIALS
                            from the command's environment
+  -addr HOST:PORT          serve /metrics and /healthz (overrides addr: in the config)
+  -no-lease                do not take the single-writer lease on the replicas
+  -lease-wait              wait for another instance's lease to be released or expire
+  -lease-max-wait DUR      longest wait with -lease-wait (default 5m)
   -h                       show this help
 
 Exit code: the command's, or 128+N if a signal killed it; 127/126 if it cannot be started; 1 if the
@@ -61,10 +66,14 @@ export interface ParsedInitArgs {
   /** Everything after `--`. */
   command?: string[];
   overrides: InitOverrides;
+  /** -no-lease, -lease-wait, -lease-max-wait (applied to the config's replicas). */
+  leaseFlags: LeaseFlags;
+  /** -addr HOST:PORT: the metrics server (overrides addr:). */
+  addr?: string;
 }
 
-const BOOL = new Set(['no-expand-env', 'process-group', 'strip-credentials', 'h', 'help']);
-const VALUE = new Set(['config', 'exec', 'shutdown-timeout', 'kill-grace', 'signal-rewrite']);
+const BOOL = new Set(['no-expand-env', 'process-group', 'strip-credentials', 'h', 'help', 'no-lease', 'lease-wait']);
+const VALUE = new Set(['config', 'exec', 'shutdown-timeout', 'kill-grace', 'signal-rewrite', 'lease-max-wait', 'addr']);
 
 function usage(message: string): LsinitError {
   return new LsinitError('LSINIT_ERR_USAGE', message);
@@ -77,7 +86,7 @@ function parseBool(name: string, v: string): boolean {
 }
 
 export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
-  const out: ParsedInitArgs = { help: false, expandEnv: true, overrides: {} };
+  const out: ParsedInitArgs = { help: false, expandEnv: true, overrides: {}, leaseFlags: {} };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
     if (arg === '--') {
@@ -93,6 +102,7 @@ export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
       const on = value === undefined ? true : parseBool(name, value);
       if (name === 'h' || name === 'help') out.help = on;
       else if (name === 'no-expand-env') out.expandEnv = !on;
+      else if (name === 'no-lease' || name === 'lease-wait') out.leaseFlags[name] = on;
       else if (name === 'process-group') out.overrides.processGroup = on;
       else out.overrides.stripCredentials = on;
       continue;
@@ -106,6 +116,8 @@ export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
     else if (name === 'exec') out.exec = value;
     else if (name === 'shutdown-timeout') out.overrides.shutdownTimeoutMs = parseDuration(value, '-shutdown-timeout');
     else if (name === 'kill-grace') out.overrides.killGraceMs = parseDuration(value, '-kill-grace');
+    else if (name === 'lease-max-wait') out.leaseFlags[name] = value;
+    else if (name === 'addr') out.addr = value;
     else (out.overrides.signalRewrite ??= []).push(value);
   }
   if (out.command !== undefined && out.exec !== undefined) throw usage('give the command either after -- or with -exec, not both');
@@ -169,6 +181,10 @@ export async function runInit(args: readonly string[], deps: InitDeps = {}): Pro
     const argv = parsed.command ?? (parsed.exec !== undefined ? splitCommand(parsed.exec) : config?.exec !== undefined ? splitCommand(config.exec) : undefined);
     if (argv === undefined || argv.length === 0) {
       throw usage('no command to run: give it after --, with -exec, or as exec: in the config');
+    }
+    if (config !== null) {
+      applyLeaseFlags(config, parsed.leaseFlags);
+      if (parsed.addr !== undefined) config.addr = parsed.addr;
     }
     return await superviseWithConfig(config, argv, parsed.overrides, { ...deps, env, signals });
   } finally {

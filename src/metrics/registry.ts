@@ -170,7 +170,16 @@ export function createRegistry(opts: RegistryOptions): Registry {
   // lsinit additions.
   replicaGauge('lsinit_replica_lag_seconds', 'Age of the oldest committed data not yet on the replica, in seconds (0 when caught up)', (r) => replicaLagMs(r, now(), since) / 1000);
   replicaGauge('lsinit_replica_last_sync_timestamp_seconds', 'Unix time of the last successful sync to the replica (0 before the first)', (r) => (r.stats.lastSyncAt ?? 0) / 1000);
-  replicaGauge('lsinit_replica_up', '1 when the last sync attempt to the replica succeeded, 0 when it failed', (r) => (r.stats.lastError === undefined ? 1 : 0));
+  replicaGauge('lsinit_replica_up', '1 when the last sync attempt to the replica succeeded, 0 when it failed or the replica lease was lost', (r, e) => (r.stats.lastError === undefined && e.leases.get(r)?.state !== 'lost' ? 1 : 0));
+  // Absent for replicas with `lease: false`.
+  replicaGauge('lsinit_replica_lease_held', '1 while this instance holds the replica single-writer lease (lsinit-lease.json), else 0', (r, e) => {
+    const g = e.leases.get(r);
+    return g === undefined ? undefined : g.held ? 1 : 0;
+  });
+  replicaGauge('lsinit_replica_lease_lost', '1 once the replica lease was lost to another instance or not renewed in time: replication to the replica stopped', (r, e) => {
+    const g = e.leases.get(r);
+    return g === undefined ? undefined : g.state === 'lost' ? 1 : 0;
+  });
 
   const init = opts.init;
   if (init) {

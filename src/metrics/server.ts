@@ -107,17 +107,19 @@ export function createHealthCheck(source: MetricsSource, opts: { init?: ChildSta
       for (const r of e.replicas) {
         const lag = replicaLagMs(r, t, since);
         const allowed = Math.max(HEALTH_SYNC_INTERVALS * r.cfg.syncIntervalMs, HEALTH_MIN_ALLOWANCE_MS);
+        // A replica whose lease was lost is never written again: unhealthy whatever its lag.
+        const lost = e.leases.get(r)?.lostError;
         const h: ReplicaHealth = {
           db: e.cfg.path,
           name: r.name,
           type: r.cfg.type,
-          status: lag <= allowed ? 'ok' : 'behind',
+          status: lag <= allowed && !lost ? 'ok' : 'behind',
           lag_seconds: lag / 1000,
           allowed_lag_seconds: allowed / 1000,
           last_sync: r.stats.lastSyncAt === undefined ? null : new Date(r.stats.lastSyncAt).toISOString(),
         };
         if (h.status === 'behind') {
-          h.reason = r.stats.lastError ?? (r.stats.lastSyncAt === undefined ? 'no successful sync yet' : `upload still in progress after ${(lag / 1000).toFixed(1)}s`);
+          h.reason = lost?.message ?? r.stats.lastError ?? (r.stats.lastSyncAt === undefined ? 'no successful sync yet' : `upload still in progress after ${(lag / 1000).toFixed(1)}s`);
         }
         replicas.push(h);
       }

@@ -13,9 +13,11 @@ import type { Config, DBConfig } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { createClient } from '../replica/create.js';
+import { leaseStoreFor } from '../replica/lease/index.js';
 import { Replica } from '../replica/replica.js';
 import { restore } from '../restore/index.js';
 import { DB } from '../sqlite/db.js';
+import { LeaseGuard } from './lease-guard.js';
 import type { ControllerLike, SyncFailure } from './types.js';
 
 const ERROR_LOG_EVERY_MS = 30_000;
@@ -30,12 +32,16 @@ interface Entry {
   watcher: FSWatcher | undefined;
   pendingTick: NodeJS.Timeout | undefined;
   lastErrorLog: Map<string, number>;
+  /** Single-writer lease per replica (absent for replicas with `lease: false`). */
+  leases: Map<Replica, LeaseGuard>;
 }
 
 export class Controller implements ControllerLike {
   readonly entries: Entry[];
   private readonly log: Logger;
   private running = false;
+  /** Aborts lease waits when shutdown starts during start-up. */
+  private readonly abort = new AbortController();
 
   constructor(config: Config, log: Logger) {
     this.log = log;
@@ -43,9 +49,108 @@ export class Controller implements ControllerLike {
       const dlog = log.child({ db: cfg.path });
       const db = new DB(cfg, dlog);
       const replicas = cfg.replicas.map((rc) => new Replica(db, rc, createClient(rc), dlog.child({ replica: rc.name })));
-      db.minReplicaIndex = (gen) => Math.min(...replicas.map((r) => (r.pos?.generation === gen ? r.pos.index : 0)));
-      return { cfg, db, replicas, log: dlog, timers: [], watcher: undefined, pendingTick: undefined, lastErrorLog: new Map() };
+      const e: Entry = { cfg, db, replicas, log: dlog, timers: [], watcher: undefined, pendingTick: undefined, lastErrorLog: new Map(), leases: new Map() };
+      for (const r of replicas) {
+        const lc = r.cfg.lease;
+        if (!lc) continue;
+        e.leases.set(r, new LeaseGuard({
+          store: leaseStoreFor(r.cfg.type, r.cfg.settings),
+          replica: r.name,
+          ttlMs: lc.ttlMs,
+          wait: lc.wait,
+          maxWaitMs: lc.maxWaitMs,
+          signal: this.abort.signal,
+          log: dlog.child({ replica: r.name }),
+          onLost: (err) => this.leaseLost(r, err),
+        }));
+      }
+      // A replica that lost its lease is never written again: it must not hold shadow WAL back.
+      db.minReplicaIndex = (gen) => {
+        const live = replicas.filter((r) => !this.lost(e, r));
+        // Every replica lost: keep all shadow WAL (nothing ships it, but nothing is lost either).
+        if (live.length === 0 && replicas.length > 0) return 0;
+        return Math.min(...live.map((r) => (r.pos?.generation === gen ? r.pos.index : 0)));
+      };
+      return e;
     });
+  }
+
+  /**
+   * Take the leases of these databases' replicas before anything is restored or written to them.
+   * Held by another instance (or shutdown during a wait): release what this call took and throw,
+   * so the process does not start. The store not answering (network, auth, missing bucket) must no
+   * more stop the app than a failing sync does: logged like one, and `syncReplica` retries the
+   * lease before each attempt while the replica stays unwritten.
+   */
+  private async acquireLeases(entries: Entry[]): Promise<void> {
+    const all = entries.flatMap((e) => [...e.leases].filter(([, g]) => g.state === 'idle').map(([r, g]) => ({ e, r, g })));
+    const results = await Promise.allSettled(all.map(({ g }) => this.take(g)));
+    const refused = results.find((x): x is PromiseRejectedResult => x.status === 'rejected' && (isCode(x.reason, 'LSINIT_ERR_LEASE') || (x.reason as Error)?.name === 'AbortError'));
+    if (refused) {
+      await Promise.all(all.map(({ g }) => g.release().catch(() => {})));
+      throw refused.reason;
+    }
+    results.forEach((x, i) => {
+      if (x.status === 'rejected') this.leaseError(all[i]!.e, all[i]!.r, x.reason);
+    });
+  }
+
+  private acquiring = new Map<LeaseGuard, Promise<void>>();
+
+  /** One acquisition per guard at a time (start-up and a sync may both ask). */
+  private take(g: LeaseGuard): Promise<void> {
+    let p = this.acquiring.get(g);
+    if (!p) {
+      p = g.acquire().finally(() => this.acquiring.delete(g));
+      this.acquiring.set(g, p);
+    }
+    return p;
+  }
+
+  private leaseError(e: Entry, r: Replica, err: unknown): void {
+    // /healthz and lsinit_replica_up read these, as for a failed sync.
+    r.stats.lastError = errorMessage(err);
+    r.stats.lastErrorAt = Date.now();
+    this.replicaError(e, r, err, 'sync');
+  }
+
+  /** False unless the replica's lease is held (true for replicas without a lease). */
+  private writable(e: Entry, r: Replica): boolean {
+    const g = e.leases.get(r);
+    return g === undefined || g.held;
+  }
+
+  /** Lost to another instance or not renewed in time: never written again by this process. */
+  private lost(e: Entry, r: Replica): boolean {
+    return e.leases.get(r)?.state === 'lost';
+  }
+
+  /**
+   * Before writing: take the lease if start-up could not (store unreachable then, or the database
+   * did not open). Throws if held elsewhere. Nothing to ship yet means nothing to take.
+   */
+  private async ensureLease(e: Entry, r: Replica): Promise<void> {
+    const g = e.leases.get(r);
+    if (!g || g.held) return;
+    if (g.state !== 'idle') throw g.lostError ?? new LsinitError('LSINIT_ERR_LEASE', `replica ${r.name}: lease ${g.state}; not writing to it`);
+    // r.sync writes nothing while the database has no position (it reads pos() synchronously next).
+    if (!e.db.pos()) return;
+    try {
+      await this.take(g);
+    } catch (err) {
+      r.stats.lastError = errorMessage(err);
+      r.stats.lastErrorAt = Date.now();
+      throw err;
+    }
+  }
+
+  /**
+   * The guard has already logged the loss (once, at error level, naming the new holder) and
+   * `writable()` now skips the replica; metrics and /healthz read the guard's state.
+   */
+  private leaseLost(r: Replica, err: LsinitError): void {
+    r.stats.lastError = err.message;
+    r.stats.lastErrorAt = Date.now();
   }
 
   describe(): { db: string; replicas: string[] }[] {
@@ -53,6 +158,18 @@ export class Controller implements ControllerLike {
   }
 
   async restoreMissing(): Promise<void> {
+    // Only databases about to be restored: with `wait`, the restore then sees the old instance's final sync.
+    await this.acquireLeases(this.entries.filter((e) => e.replicas.length > 0 && !existsSync(e.cfg.path) && existsSync(dirname(e.cfg.path))));
+    try {
+      await this.restoreMissingUnderLease();
+    } catch (err) {
+      // The app will not start (supervisor): hand the replicas back now rather than at expiry.
+      await Promise.all(this.entries.flatMap((e) => [...e.leases.values()].filter((g) => g.held).map((g) => g.release().catch(() => {}))));
+      throw err;
+    }
+  }
+
+  private async restoreMissingUnderLease(): Promise<void> {
     for (const e of this.entries) {
       if (existsSync(e.cfg.path)) {
         e.log.info('database exists, not restoring');
@@ -83,12 +200,17 @@ export class Controller implements ControllerLike {
         if (err instanceof LsinitError && err.code === 'LSINIT_ERR_DB') throw err;
         this.rateLimited(e, 'db', () => e.log.error('sync failed', { error: errorMessage(err) }));
       }
+    }
+    // Leases only once every database opened (the above is local only): bad input writes nothing
+    // to any replica, and a refused lease stops the start before the first upload.
+    await this.acquireLeases(this.entries);
+    for (const e of this.entries) {
       await Promise.all(e.replicas.map((r) => this.syncReplica(e, r)));
       e.timers.push(setInterval(() => this.tick(e), Math.max(10, e.cfg.monitorIntervalMs)));
       this.watch(e);
       for (const r of e.replicas) {
-        if (r.cfg.retentionMs > 0) e.timers.push(setInterval(() => void r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention')), r.cfg.retentionCheckIntervalMs));
-        if (r.cfg.snapshotIntervalMs > 0) e.timers.push(setInterval(() => void r.maybeSnapshot().catch((err) => this.replicaError(e, r, err, 'snapshot')), Math.min(r.cfg.snapshotIntervalMs, 1000)));
+        if (r.cfg.retentionMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
+        if (r.cfg.snapshotIntervalMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.maybeSnapshot().catch((err) => this.replicaError(e, r, err, 'snapshot'))), Math.min(r.cfg.snapshotIntervalMs, 1000)));
         if (r.cfg.validationIntervalMs > 0) e.log.warn('validation-interval is accepted but not implemented by lsinit yet; restore tests cover it', { replica: r.name });
       }
     }
@@ -102,7 +224,7 @@ export class Controller implements ControllerLike {
         // Copy to the shadow WAL (and maybe checkpoint) at most every WATCH_BATCH_MS under a
         // write burst, and ship as soon as a replica's sync interval allows. One sync per commit
         // would cost the app CPU on small machines; one per monitor tick would let the WAL grow.
-        const due = Math.min(...e.replicas.map((r) => (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs));
+        const due = Math.min(...e.replicas.filter((r) => !this.lost(e, r)).map((r) => (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs));
         this.schedule(e, Math.max(0, Math.min(WATCH_BATCH_MS, due - Date.now())));
       });
       e.watcher.on('error', () => {});
@@ -125,6 +247,7 @@ export class Controller implements ControllerLike {
     const now = Date.now();
     let wait = Infinity;
     for (const r of e.replicas) {
+      if (this.lost(e, r)) continue;
       if (changed && r.stats.pendingSince === undefined) r.stats.pendingSince = now;
       if (!r.behind() && !(changed && r.pos === undefined)) continue;
       const due = (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs;
@@ -140,9 +263,10 @@ export class Controller implements ControllerLike {
   private syncing = new WeakSet<Replica>();
 
   private async syncReplica(e: Entry, r: Replica, opts: { fast?: boolean } = {}): Promise<void> {
-    if (this.syncing.has(r)) return;
+    if (this.syncing.has(r) || this.lost(e, r)) return;
     this.syncing.add(r);
     try {
+      await this.ensureLease(e, r);
       await r.sync(opts);
     } catch (err) {
       this.replicaError(e, r, err, 'sync');
@@ -175,6 +299,7 @@ export class Controller implements ControllerLike {
   /** Stop the loops, then the final WAL sync to every replica, within the deadline. */
   async close(opts: { deadline: number; fast?: boolean }): Promise<{ failures: SyncFailure[] }> {
     this.running = false;
+    this.abort.abort();
     const failures: SyncFailure[] = [];
     for (const e of this.entries) {
       for (const t of e.timers) clearInterval(t);
@@ -190,13 +315,26 @@ export class Controller implements ControllerLike {
       }
       await Promise.all(e.replicas.map(async (r) => {
         const left = opts.deadline - Date.now();
+        const guard = e.leases.get(r);
+        let settled = true;
         try {
-          await withDeadline(r.idle().then(() => r.sync(opts.fast ? { fast: true } : {})), left, `final sync of replica ${r.name} did not finish before the shutdown deadline`);
+          if (guard?.state === 'lost') throw new Error(guard.lostError?.message ?? 'replica lease lost');
+          settled = false;
+          await withDeadline(r.idle().then(() => this.ensureLease(e, r)).then(() => r.sync(opts.fast ? { fast: true } : {})).finally(() => (settled = true)), left, `final sync of replica ${r.name} did not finish before the shutdown deadline`);
           if (r.behind()) throw new Error(r.stats.lastError ?? 'replica is behind after the final sync');
           e.log.info('final sync done', { replica: r.name, position: r.pos ? `${r.pos.generation}/${r.pos.index.toString(16).padStart(8, '0')}:${r.pos.offset}` : undefined });
         } catch (err) {
           failures.push({ db: e.cfg.path, replica: `${r.name} (${r.cfg.display})`, error: errorMessage(err) });
         }
+        // Hand the replica over only once nothing of ours is in flight; a sync cut off by the
+        // deadline keeps the lease until it expires (ttl), so the next instance cannot overlap it.
+        if (guard && settled) {
+          await withDeadline(guard.release(), Math.max(250, opts.deadline - Date.now()), 'lease release timed out').catch((err) =>
+            e.log.warn('replica lease not released; the next instance takes it over when it expires', { replica: r.name, error: errorMessage(err) }));
+        } else if (guard) {
+          guard.stop();
+        }
+        if (guard) await guard.store.close().catch(() => {});
       }));
       e.db.stop();
     }));
@@ -208,6 +346,10 @@ export class Controller implements ControllerLike {
     for (const e of this.entries) {
       e.db.closeConnections();
       await Promise.all(e.replicas.map((r) => r.client.close().catch(() => {})));
+      for (const g of e.leases.values()) {
+        g.stop();
+        await g.store.close().catch(() => {});
+      }
     }
   }
 }
@@ -216,4 +358,8 @@ function withDeadline<T>(p: Promise<T>, ms: number, msg: string): Promise<T> {
   if (ms <= 0) return Promise.reject(new Error(msg));
   let t: NodeJS.Timeout;
   return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(msg)), ms)))]).finally(() => clearTimeout(t));
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return err instanceof LsinitError && err.code === code;
 }

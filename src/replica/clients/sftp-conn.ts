@@ -151,7 +151,7 @@ export class SFTPConn {
   stat(p: string): Promise<SFTPStats> {
     return this.call((cb) => this.sftp.stat(p, cb));
   }
-  open(p: string, flags: 'r' | 'w'): Promise<Buffer> {
+  open(p: string, flags: 'r' | 'w' | 'wx'): Promise<Buffer> {
     return this.call((cb) => this.sftp.open(p, flags, cb));
   }
   close(handle: Buffer): Promise<void> {

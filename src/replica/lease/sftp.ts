@@ -46,7 +46,7 @@ export class SFTPLeaseStore implements LeaseStore {
       let h: Buffer;
       try {
         // ssh2 maps 'wx' to WRITE|CREAT|TRUNC|EXCL; SFTPConn.open is typed for 'r' | 'w' only.
-        h = await c.open(this.file, 'wx' as 'w');
+        h = await c.open(this.file, 'wx');
       } catch (err) {
         // OpenSSH reports EEXIST as a generic FAILURE: look whether the file is there.
         if (await this.exists(c)) throw leaseConflict(this, 'create', 'a lease object already exists', err);
@@ -70,7 +70,7 @@ export class SFTPLeaseStore implements LeaseStore {
     return this.run('replace', async (c) => {
       await this.check(c, 'replace', token);
       const tmp = posix.join(posix.dirname(this.file), `.${LEASE_NAME}.${randomBytes(6).toString('hex')}.tmp`);
-      const h = await c.open(tmp, 'wx' as 'w');
+      const h = await c.open(tmp, 'wx');
       try {
         await this.writeAll(c, h, data);
       } finally {
