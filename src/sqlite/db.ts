@@ -48,8 +48,8 @@ export class DB {
   private readonly log: Logger;
   private conn: Database.Database | undefined;
   private rconn: Database.Database | undefined;
-  /** Holds the write lock around our checkpoints (see checkpoint()). */
-  private wconn: Database.Database | undefined;
+  /** Set when continuity was lost in a way verify() cannot see (see checkpoint()). */
+  private forceGeneration: string | undefined;
   private dbFd: number | undefined;
   pageSize = 0;
   generation: string | undefined;
@@ -98,7 +98,6 @@ export class DB {
     checkIsSQLite(this.path);
     let conn: Database.Database | undefined;
     let rconn: Database.Database | undefined;
-    let wconn: Database.Database | undefined;
     try {
       conn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
       const mode = String(conn.pragma('journal_mode = wal', { simple: true }));
@@ -110,8 +109,6 @@ export class DB {
       conn.exec('CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);');
       rconn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
       rconn.pragma('wal_autocheckpoint = 0');
-      wconn = new Database(this.path, { timeout: this.cfg.checkpointBusyTimeoutMs, fileMustExist: true });
-      wconn.pragma('wal_autocheckpoint = 0');
       this.pageSize = Number(conn.pragma('page_size', { simple: true }));
       this.dbFd = openSync(this.path, 'r');
     } catch (err) {
@@ -120,7 +117,6 @@ export class DB {
     }
     this.conn = conn;
     this.rconn = rconn;
-    this.wconn = wconn;
     this.acquireReadLock();
     mkdirSync(this.metaPath, { recursive: true });
     this.loadGeneration();
@@ -224,6 +220,11 @@ export class DB {
 
   private verify(): { reason?: string; restart: boolean } {
     if (!this.generation || !this.shadow) return { reason: 'no generation exists', restart: false };
+    if (this.forceGeneration) {
+      const reason = this.forceGeneration;
+      this.forceGeneration = undefined;
+      return { reason, restart: false };
+    }
     if (this.index >= MAX_INDEX) return { reason: 'max index exceeded', restart: false };
     if (!existsSync(this.shadowPath(this.generation, this.index))) return { reason: 'no shadow wal', restart: false };
     if (this.shadow.size < WAL_HEADER_SIZE) return { reason: 'short shadow wal', restart: false };
@@ -289,57 +290,62 @@ export class DB {
 
   /** Run a checkpoint; when it restarts the WAL, finish the old index and start the next. */
   checkpoint(mode: CheckpointMode): boolean {
-    if (this.snapshotting > 0 || !this.conn || !this.wconn) return false; // a snapshot is reading the file (Litestream #477)
+    if (this.snapshotting > 0 || !this.conn) return false; // a snapshot is reading the file (Litestream #477)
     const t0 = performance.now();
     const stat = (this.stats.checkpoints[mode] ??= { count: 0, errors: 0, seconds: 0 });
     const gen = this.generation!;
-    // Hold the write lock from our last copy until the WAL has restarted (or not): an app commit
-    // in between would be back-filled into the file and could then be overwritten in the WAL by
-    // the next writer before we copy it, leaving it in no shadow index (the window Litestream
-    // 0.3 leaves open; test/torture/checkpoint-race.test.ts). The wait for the lock is bounded by
-    // checkpoint-busy-timeout, and the lock is held only for one passive checkpoint: writers are
-    // never blocked waiting for readers, which is what made Litestream 0.3.13's RESTART an
-    // outage (#724). A forced checkpoint (max-checkpoint-page-count) is the same passive one,
-    // attempted on every sync.
-    try {
-      this.wconn.exec('BEGIN IMMEDIATE');
-    } catch (err) {
-      this.log.debug('checkpoint skipped: the app holds the write lock', { error: (err as Error).message });
-      return false;
-    }
+    const fs = FRAME_HEADER_SIZE + this.pageSize;
     const before = readWALHeaderFile(this.walPath);
+    copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
+    this.releaseReadLock();
+    // Always PASSIVE: it never waits for readers while holding the write lock, which is what made
+    // Litestream 0.3.13's RESTART a write outage (#724). A forced checkpoint is the same passive
+    // one, attempted on every sync until the WAL restarts.
+    let walFrames = -1;
     try {
-      copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
-      this.releaseReadLock();
-      try {
-        this.conn.pragma('wal_checkpoint(PASSIVE)');
-      } catch (err) {
-        stat.errors++;
-        this.log.warn('checkpoint failed', { mode, error: (err as Error).message });
-      }
-      stat.count++;
+      const r = this.conn.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+      walFrames = r[0]?.log ?? -1;
+    } catch (err) {
+      stat.errors++;
+      this.log.warn('checkpoint failed', { mode, error: (err as Error).message });
     } finally {
-      // Release before writing: a write transaction restarts the WAL only if it began after the
-      // WAL was fully back-filled. Whoever writes next (us or the app) restarts it, and every
-      // frame of the old WAL is already in the shadow.
-      // Our read lock is taken again first: after a complete checkpoint it reads the file only
-      // (slot 0) and does not stop the restart; after a partial one it pins the WAL's end, so no
-      // one can back-fill and restart past frames committed after our copy.
-      if (!this.rconn!.inTransaction) this.acquireReadLock();
-      if (this.wconn.inTransaction) this.wconn.exec('ROLLBACK');
+      this.acquireReadLock();
     }
+    stat.count++;
+    // This write makes SQLite restart the WAL if the checkpoint was complete and no reader pins it.
     this.conn.prepare('INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1').run();
     const after = readWALHeaderFile(this.walPath);
     let restarted = false;
     if (before && after && !before.equals(after)) {
-      // Nothing could commit to the old WAL after our copy: start the next index from the new one.
-      this.startNextIndex();
-      restarted = true;
+      // Under the write lock, pick up old-salt frames still past the new WAL's write position,
+      // then start the next index from the new header.
+      try {
+        this.conn.exec('BEGIN IMMEDIATE');
+        try {
+          copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
+          // An app commit that landed between our copy and the checkpoint was back-filled into
+          // the file; if a long transaction restarted the WAL and overwrote its frames before we
+          // could copy them, it is in no shadow index. The checkpoint told us how many frames
+          // the old WAL had: if we hold fewer, start a new generation, whose snapshot has them.
+          // (Litestream 0.3 loses such a commit from every replica; test/torture/checkpoint-race.)
+          if (walFrames >= 0 && this.shadow!.size < WAL_HEADER_SIZE + walFrames * fs) {
+            this.forceGeneration = `checkpoint race: ${walFrames - (this.shadow!.size - WAL_HEADER_SIZE) / fs} frame(s) of the old WAL were overwritten before they were copied`;
+          }
+          this.startNextIndex();
+          restarted = true;
+        } finally {
+          this.conn.exec('ROLLBACK');
+        }
+      } catch (err) {
+        // Next sync's verify() sees the restart and either continues or starts a new generation.
+        this.log.warn('could not take the write lock after a WAL restart', { error: (err as Error).message });
+      }
     }
     stat.seconds += (performance.now() - t0) / 1000;
     this.log.debug('checkpoint', { mode, restarted, index: hex8(this.index) });
     return restarted;
   }
+
 
 
   /** Remove other generations' shadow dirs and shadow files no replica needs any more. */
@@ -423,10 +429,9 @@ export class DB {
   closeConnections(): void {
     this.stop();
     this.rconn?.close();
-    this.wconn?.close();
     this.conn?.close();
     if (this.dbFd !== undefined) closeSync(this.dbFd);
-    this.rconn = this.wconn = this.conn = this.dbFd = undefined;
+    this.rconn = this.conn = this.dbFd = undefined;
   }
 }
 
