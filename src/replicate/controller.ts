@@ -220,7 +220,8 @@ export class Controller implements ControllerLike {
     const base = basename(e.cfg.path);
     try {
       e.watcher = watch(dirname(e.cfg.path), { persistent: false }, (_ev, name) => {
-        if (name !== `${base}-wal` && name !== base) return;
+        // Under a write burst this fires for every write(): stay cheap while a tick is pending.
+        if (e.pendingTick || (name !== `${base}-wal` && name !== base)) return;
         // Copy to the shadow WAL (and maybe checkpoint) at most every WATCH_BATCH_MS under a
         // write burst, and ship as soon as a replica's sync interval allows. One sync per commit
         // would cost the app CPU on small machines; one per monitor tick would let the WAL grow.
