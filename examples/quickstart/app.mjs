@@ -8,6 +8,7 @@ const path = process.env.APP_DB ?? 'examples/quickstart/data/app.db';
 const db = new Database(path);
 db.pragma('journal_mode = wal');
 db.pragma('busy_timeout = 5000'); // lsinit checkpoints now and then: wait instead of failing
+db.pragma('wal_autocheckpoint = 0'); // lsinit checkpoints for us (see README)
 db.exec('CREATE TABLE IF NOT EXISTS visits (id INTEGER PRIMARY KEY, at TEXT NOT NULL, note TEXT)');
 const insert = db.prepare('INSERT INTO visits (at, note) VALUES (?, ?)');
 const count = db.prepare('SELECT COUNT(*) AS n FROM visits');
