@@ -436,6 +436,9 @@ export class DB {
 }
 
 function checkIsSQLite(path: string): void {
+  if (!statSync(path).isFile()) {
+    throw new LsinitError('LSINIT_ERR_DB', `${path} is not a regular file (a directory?); dbs[].path must name the SQLite database file`, { fields: { path } });
+  }
   const fd = openSync(path, 'r');
   try {
     const b = Buffer.alloc(16);
