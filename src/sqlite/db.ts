@@ -14,8 +14,8 @@
  * the CLI ends with process.exit(), which skips the close.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { accessSync, closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
 import type { DBConfig } from '../config/types.js';
@@ -113,7 +113,14 @@ export class DB {
       this.dbFd = openSync(this.path, 'r');
     } catch (err) {
       if (err instanceof LsinitError) throw err;
-      throw new LsinitError('LSINIT_ERR_DB', `${this.path}: cannot open database: ${(err as Error).message}`, { cause: err });
+      // SQLite only says "unable to open database file"; WAL mode needs to create -wal and -shm.
+      let why = '';
+      try {
+        accessSync(dirname(this.path), fsConstants.W_OK);
+      } catch (e) {
+        why = ` (its directory ${dirname(this.path)} is not writable: ${(e as NodeJS.ErrnoException).code}; lsinit and the app need to create ${basename(this.path)}-wal and -shm there)`;
+      }
+      throw new LsinitError('LSINIT_ERR_DB', `${this.path}: cannot open database: ${(err as Error).message}${why}`, { cause: err });
     }
     this.conn = conn;
     this.rconn = rconn;
