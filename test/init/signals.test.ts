@@ -100,8 +100,11 @@ for (const group of [false, true]) {
   test(`under a terminal${group ? ' with -process-group' : ''}: ^C reaches the app, a second ^C ends everything`, { skip: SCRIPT === undefined && 'script(1) not installed' }, async (t) => {
     const dir = tmp(t);
     const out = join(dir, 'signals');
-    const cmd = [process.execPath, '--import', 'tsx', ENTRY, ...(group ? ['-process-group'] : []), '--', ...APP].map((a) => `'${a}'`).join(' ');
-    const child = spawn(SCRIPT as string, ['-qfec', cmd, '/dev/null'], { cwd: ROOT, env: { ...process.env, OUT: out, IGNORE_TERM: '1' }, stdio: ['pipe', 'ignore', 'ignore'] });
+    // `exec`: script(1) runs the command through $SHELL -c, and a shell that stays in between (dash, the
+    // CI's /bin/sh when SHELL is unset) dies of the first ^C itself. SHELL is pinned so the run is the same
+    // everywhere.
+    const cmd = `exec ${[process.execPath, '--import', 'tsx', ENTRY, ...(group ? ['-process-group'] : []), '--', ...APP].map((a) => `'${a}'`).join(' ')}`;
+    const child = spawn(SCRIPT as string, ['-qfec', cmd, '/dev/null'], { cwd: ROOT, env: { ...process.env, SHELL: '/bin/sh', OUT: out, IGNORE_TERM: '1' }, stdio: ['pipe', 'ignore', 'ignore'] });
     const exited = new Promise<number | null>((r) => child.on('exit', r));
     await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
     child.stdin.write('\x03');
