@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LsinitError } from '../../src/errors.js';
+import { opSnapshot } from '../../src/metrics/ops.js';
 import { encodeLease, LEASE_VERSION, type Lease, type LeaseStore } from '../../src/replica/lease/index.js';
 import { LeaseGuard, type LeaseGuardOptions } from '../../src/replicate/lease-guard.js';
 
@@ -42,6 +43,21 @@ export function runLeaseSuite(name: string, setup: () => Promise<LeaseCtx>): voi
         await ctx.cleanup?.();
       }
     }
+
+    it('every lease request is counted under the store\'s replica_type (what /metrics and the cost table show)', () =>
+      withCtx(async (ctx, guard) => {
+        const probe = ctx.open();
+        const type = probe.type;
+        await probe.close();
+        const count = (op: string) => opSnapshot().find((o) => o.replicaType === type && o.operation === op)?.total ?? 0;
+        const before = { PUT: count('PUT'), DELETE: count('DELETE') };
+        const g = guard();
+        await g.acquire();
+        await g.renew();
+        await g.release();
+        assert.ok(count('PUT') - before.PUT >= 2, `${type}: create + renew are at least 2 PUTs, counted ${count('PUT') - before.PUT}`);
+        assert.ok(count('DELETE') - before.DELETE >= 1, `${type}: release is a DELETE`);
+      }));
 
     it('a second instance refuses a live lease naming its holder; after release it acquires', () =>
       withCtx(async (_ctx, guard) => {

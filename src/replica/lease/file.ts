@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { LsinitError } from '../../errors.js';
+import { countOp } from '../../metrics/ops.js';
 import type { FileSettings } from '../clients/file-backend.js';
 import { contentToken, encodeLease, LEASE_NAME, leaseConflict, recordOf, type Lease, type LeaseRecord, type LeaseStore } from './types.js';
 
@@ -40,6 +41,7 @@ export class FileLeaseStore implements LeaseStore {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw leaseConflict(this, 'create', 'a lease object already exists', err);
       throw this.error('create', err);
     }
+    countOp(this.type, 'PUT', data.length);
     try {
       await fh.writeFile(data);
       await fh.sync();
@@ -58,6 +60,7 @@ export class FileLeaseStore implements LeaseStore {
     await this.check('replace', token);
     const data = encodeLease(lease);
     const tmp = join(dirname(this.file), `.${LEASE_NAME}.${randomBytes(6).toString('hex')}.tmp`);
+    countOp(this.type, 'PUT', data.length);
     try {
       const fh = await open(tmp, 'wx', 0o644);
       try {
@@ -78,6 +81,7 @@ export class FileLeaseStore implements LeaseStore {
   async delete(token: string): Promise<void> {
     const held = await this.check('delete', token, true);
     if (!held) return;
+    countOp(this.type, 'DELETE');
     await this.io('delete', () => unlink(this.file).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     }));
@@ -98,8 +102,11 @@ export class FileLeaseStore implements LeaseStore {
 
   private async readBytes(): Promise<Buffer | undefined> {
     try {
-      return await readFile(this.file);
+      const data = await readFile(this.file);
+      countOp(this.type, 'GET', data.length);
+      return data;
     } catch (err) {
+      countOp(this.type, 'GET');
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw this.error('read', err);
     }
