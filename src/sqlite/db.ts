@@ -197,6 +197,32 @@ export class DB {
     }
   }
 
+  /**
+   * Has the WAL moved past what the shadow holds — a frame written at the shadow's end with the
+   * same salts, or a restarted WAL (new header)? Two small reads; the controller asks it after
+   * re-arming its watch, to catch writes that landed between the copy and the re-arm.
+   */
+  walAdvanced(): boolean {
+    const st = this.shadow;
+    if (!st || !this.generation) return false; // not replicating yet: the monitor tick retries
+    const header = readWALHeaderFile(this.walPath);
+    if (!header) return false;
+    if (!header.equals(st.headerBytes)) return true;
+    let fd: number;
+    try {
+      fd = openSync(this.walPath, 'r');
+    } catch {
+      return false;
+    }
+    try {
+      const fh = readExact(fd, FRAME_HEADER_SIZE, st.size);
+      // Salts: frame header bytes 8..16, WAL header bytes 16..24.
+      return fh !== undefined && fh.subarray(8, 16).equals(header.subarray(16, 24));
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   private syncInner(): boolean {
     this.ensureWALExists();
     const v = this.verify();
@@ -309,9 +335,11 @@ export class DB {
     // Litestream 0.3.13's RESTART a write outage (#724). A forced checkpoint is the same passive
     // one, attempted on every sync until the WAL restarts.
     let walFrames = -1;
+    let complete = false;
     try {
       const r = this.conn.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
       walFrames = r[0]?.log ?? -1;
+      complete = walFrames >= 0 && r[0]?.checkpointed === walFrames;
     } catch (err) {
       stat.errors++;
       this.log.warn('checkpoint failed', { mode, error: (err as Error).message });
@@ -320,7 +348,9 @@ export class DB {
     }
     stat.count++;
     // This write makes SQLite restart the WAL if the checkpoint was complete and no reader pins it.
-    this.conn.prepare('INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1').run();
+    // After an incomplete one it cannot: skip it rather than queue behind a busy app's writers for
+    // up to the busy timeout with our event loop blocked (every sync, under a saturating writer).
+    if (complete) this.conn.prepare('INSERT INTO _litestream_seq (id, seq) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET seq = seq + 1').run();
     const after = readWALHeaderFile(this.walPath);
     let restarted = false;
     if (before && after && !before.equals(after)) {

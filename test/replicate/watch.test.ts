@@ -1,0 +1,66 @@
+/**
+ * The WAL watch drives replication between monitor ticks. It disarms itself at its first event
+ * (a write burst must not cost the app one inotify event per write) and must be re-armed by every
+ * tick: if it were not, every commit after the first would wait for the monitor interval.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { parseConfig } from '../../src/config/load.js';
+import { nullLogger } from '../../src/log/logger.js';
+import { onOp } from '../../src/metrics/ops.js';
+import { Controller } from '../../src/replicate/controller.js';
+import { createDB, dump, integrity, sleep, workdir } from '../helpers/replicate.js';
+import { lsinit } from '../helpers/cli.js';
+
+test('with a 30 s monitor interval, every burst of commits still ships within a few sync intervals', { timeout: 120_000 }, async (t) => {
+  const w = workdir('watch');
+  t.after(w.cleanup);
+  const db = join(w.dir, 'app.db');
+  const replica = join(w.dir, 'replica');
+  createDB(db);
+  const text = `lease: false\ndbs:\n  - path: ${db}\n    monitor-interval: 30s\n    replicas:\n      - path: ${replica}\n        sync-interval: 100ms\n`;
+  const cfgPath = join(w.dir, 'lsinit.yml');
+  writeFileSync(cfgPath, text);
+  const controller = new Controller(parseConfig(Buffer.from(text), { file: cfgPath, expandEnv: false, env: {}, cwd: w.dir }), nullLogger);
+  let lastPut = 0;
+  const off = onOp((type, op) => {
+    if (type === 'file' && op === 'PUT') lastPut = Date.now();
+  });
+  const app = new Database(db);
+  let open = true;
+  const stop = async () => {
+    if (!open) return;
+    open = false;
+    await controller.close({ deadline: Date.now() + 5000 });
+    await controller.dispose();
+  };
+  try {
+    await controller.start();
+    const ins = app.prepare('INSERT INTO log (conn, payload) VALUES (?, ?)');
+    const lags: number[] = [];
+    for (let burst = 0; burst < 6; burst++) {
+      // A burst of separate transactions (many write() calls), then quiet.
+      for (let i = 0; i < 300; i++) ins.run(burst, `burst ${burst} row ${i}`);
+      const committed = Date.now();
+      const deadline = committed + 10_000;
+      while (lastPut < committed && Date.now() < deadline) await sleep(10);
+      assert.ok(lastPut >= committed, `burst ${burst}: not shipped 10 s after commit (the watch was not re-armed?)`);
+      lags.push(lastPut - committed);
+      await sleep(300);
+    }
+    assert.ok(Math.max(...lags) < 2_000, `lags ${lags.join(', ')} ms`);
+    await stop();
+    const out = join(w.dir, 'restored.db');
+    const r = await lsinit(['restore', '-o', out, `file://${replica}`]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(integrity(out), 'ok');
+    assert.deepEqual(dump(out), dump(db));
+  } finally {
+    off();
+    app.close();
+    await stop();
+  }
+});
