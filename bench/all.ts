@@ -7,6 +7,8 @@
  *   resources.ts    RSS idle vs one 200 MB transaction and a 2 GB database (snapshot + restore)
  *   init-timing.ts  start → app running, app exit → lsinit exit, SIGTERM → exit, RSS supervising
  *   requests.ts     storage requests per hour at 10 tx/s and idle, per backend, client and server counts
+ *   throughput-floor.ts  where a saturating writer's lost throughput goes (read lock, checkpoints,
+ *                   the shadow copy, inotify, lsinit's CPU), with a CPU profile of lsinit
  * Usage: npm run bench [-- --quick] [--out report.md]
  *   --quick   smaller sizes and shorter windows (a smoke run of a few minutes, numbers less stable)
  */
@@ -23,6 +25,7 @@ const runs: { name: string; file: string; args: string[] }[] = [
   { name: 'resources', file: 'resources.ts', args: quick ? ['--tx-mb', '50', '--db-gb', '0.5'] : [] },
   { name: 'init', file: 'init-timing.ts', args: quick ? ['3'] : ['10'] },
   { name: 'requests', file: 'requests.ts', args: quick ? ['--seconds', '20'] : ['--seconds', '120'] },
+  { name: 'throughput floor', file: 'throughput-floor.ts', args: quick ? ['--rounds', '1', '--no-profile'] : ['--rounds', '3'] },
 ];
 
 const report: string[] = [`# lsinit benchmarks — ${new Date().toISOString()}, node ${process.version}${quick ? ' (quick)' : ''}`, ''];
