@@ -64,3 +64,39 @@ test('with a 30 s monitor interval, every burst of commits still ships within a 
     await stop();
   }
 });
+
+test('an open write transaction whose pages spilled into the WAL does not make lsinit re-read it every tick', { timeout: 60_000 }, async (t) => {
+  const w = workdir('watch-spill');
+  t.after(w.cleanup);
+  const db = join(w.dir, 'app.db');
+  createDB(db);
+  const text = `lease: false\ndbs:\n  - path: ${db}\n    monitor-interval: 30s\n    replicas:\n      - path: ${join(w.dir, 'replica')}\n        sync-interval: 100ms\n`;
+  const cfgPath = join(w.dir, 'lsinit.yml');
+  writeFileSync(cfgPath, text);
+  const controller = new Controller(parseConfig(Buffer.from(text), { file: cfgPath, expandEnv: false, env: {}, cwd: w.dir }), nullLogger);
+  const app = new Database(db);
+  try {
+    await controller.start();
+    const stats = controller.entries[0]!.db.stats;
+    // A small page cache makes SQLite spill the transaction's pages into the WAL before COMMIT.
+    app.pragma('cache_size = 10');
+    app.exec('BEGIN');
+    const ins = app.prepare('INSERT INTO log (conn, payload) VALUES (?, ?)');
+    for (let i = 0; i < 2000; i++) ins.run(1, 'y'.repeat(500));
+    await sleep(500); // the spill's writes raise events: let those ticks pass
+    const before = stats.syncs;
+    await sleep(2000);
+    const idleTicks = stats.syncs - before;
+    app.exec('COMMIT');
+    const committed = stats.syncs;
+    const deadline = Date.now() + 10_000;
+    while (stats.syncs === committed && Date.now() < deadline) await sleep(10);
+    assert.ok(stats.syncs > committed, 'the commit itself was noticed');
+    // 2 s at one tick per 50 ms would be ~40 syncs; with nothing new in the WAL there is none.
+    assert.ok(idleTicks <= 2, `${idleTicks} syncs in 2 s while the open transaction wrote nothing new`);
+  } finally {
+    app.close();
+    await controller.close({ deadline: Date.now() + 5000 });
+    await controller.dispose();
+  }
+});
