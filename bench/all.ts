@@ -37,7 +37,6 @@ for (const r of runs) {
     reject: false,
     stdout: ['pipe', 'inherit'],
     stderr: 'inherit',
-    env: { AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1' },
   });
   const res = await child;
   const secs = ((performance.now() - t0) / 1000).toFixed(0);
