@@ -7,38 +7,17 @@
  * Usage: npm run build && node --import tsx bench/replication.ts [--db-mb 500] [--seconds 10]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
+import { BIN, fileReplicaConfig, freshDB as freshDBIn, opt, peakRSS, startLsinit } from './lib.js';
 
-const args = process.argv.slice(2);
-const opt = (n: string, d: number) => (args.includes(`--${n}`) ? Number(args[args.indexOf(`--${n}`) + 1]) : d);
 const DB_MB = opt('db-mb', 500);
 const SECONDS = opt('seconds', 10);
-const BIN = resolve(import.meta.dirname, '../bin/lsinit.js');
 const dir = mkdtempSync(join(tmpdir(), 'lsinit-bench-'));
-
-function config(db: string, replica: string, sync = '1s'): string {
-  const p = join(dir, `cfg-${Math.random()}.yml`);
-  writeFileSync(p, `dbs:\n  - path: ${db}\n    replicas:\n      - path: ${replica}\n        sync-interval: ${sync}\n`);
-  return p;
-}
-
-async function startLsinit(cfg: string) {
-  const child = execa(process.execPath, [BIN, 'replicate', '-config', cfg], { reject: false, all: true });
-  let out = '';
-  child.all!.on('data', (d: Buffer) => (out += d));
-  while (!out.includes('msg=replicating')) await sleep(20);
-  return { child }; // not the subprocess itself: it is a thenable and `await` would wait for its exit
-}
-
-function peakRSS(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) * 1024 : 0;
-}
 
 /** Small transactions from 4 connections in one worker process for `seconds`; returns tx/s. */
 async function writeLoad(db: string, seconds: number, autocheckpoint = true): Promise<number> {
@@ -54,14 +33,8 @@ async function writeLoad(db: string, seconds: number, autocheckpoint = true): Pr
   return Number(r.stdout);
 }
 
-function freshDB(name: string): string {
-  const p = join(dir, name);
-  const d = new Database(p);
-  d.pragma('journal_mode = wal');
-  d.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
-  d.close();
-  return p;
-}
+const freshDB = (name: string) => freshDBIn(dir, name);
+const config = (db: string, replica: string, sync = '1s') => fileReplicaConfig(dir, db, replica, sync);
 
 const pct = (xs: number[], p: number) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 

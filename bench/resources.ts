@@ -6,40 +6,23 @@
  * Usage: npm run build && node --import tsx bench/resources.ts [--tx-mb 200] [--db-gb 2]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
+import { BIN, fileReplicaConfig, freshDB as freshDBIn, opt, startLsinit } from './lib.js';
 
-const args = process.argv.slice(2);
-const opt = (n: string, d: number) => (args.includes(`--${n}`) ? Number(args[args.indexOf(`--${n}`) + 1]) : d);
 const TX_MB = opt('tx-mb', 200);
 const DB_GB = opt('db-gb', 2);
-const BIN = resolve(import.meta.dirname, '../bin/lsinit.js');
 const dir = mkdtempSync(join(tmpdir(), 'lsinit-res-'));
 
 const hwm = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
 
-function freshDB(name: string): string {
-  const p = join(dir, name);
-  const d = new Database(p);
-  d.pragma('journal_mode = wal');
-  d.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)');
-  d.close();
-  return p;
-}
+const freshDB = (name: string) => freshDBIn(dir, name, 'CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB)');
 
-async function replicate(db: string, replica: string) {
-  const cfg = join(dir, `${Math.random()}.yml`);
-  writeFileSync(cfg, `dbs:\n  - path: ${db}\n    replicas:\n      - path: ${replica}\n        sync-interval: 1s\n`);
-  const child = execa(process.execPath, [BIN, 'replicate', '-config', cfg], { reject: false, all: true });
-  let out = '';
-  child.all!.on('data', (d: Buffer) => (out += d));
-  while (!out.includes('msg=replicating')) await sleep(50);
-  return { child, out: () => out };
-}
+const replicate = (db: string, replica: string) => startLsinit(fileReplicaConfig(dir, db, replica));
 
 async function waitCaughtUp(out: () => string, n: number) {
   const count = () => (out().match(/wal segment written/g) ?? []).length;

@@ -34,17 +34,15 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Database from 'better-sqlite3';
 import { execa } from 'execa';
+import { fileReplicaConfig, freshDB as freshDBIn, opt, startLsinit } from './lib.js';
 
 const args = process.argv.slice(2);
-const opt = (n: string, d: number) => (args.includes(`--${n}`) ? Number(args[args.indexOf(`--${n}`) + 1]) : d);
 const SECONDS = opt('seconds', 5);
 const ROUNDS = opt('rounds', 3);
 const PROFILE_SECONDS = opt('profile-seconds', 10);
 const PROFILE = !args.includes('--no-profile');
 const ROOT = resolve(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin/lsinit.js');
 const BSQL = join(ROOT, 'node_modules/better-sqlite3');
 const PROF_DIR = '/tmp/lsprof';
 const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -53,20 +51,8 @@ const dir = mkdtempSync(join(tmpdir(), 'lsinit-floor-'));
 // ---------------------------------------------------------------------------------------------
 // Shared helpers (same workload and config as bench/replication.ts)
 
-function freshDB(name: string): string {
-  const p = join(dir, name);
-  const d = new Database(p);
-  d.pragma('journal_mode = wal');
-  d.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
-  d.close();
-  return p;
-}
-
-function config(db: string, replica: string, sync = '1s', dbExtra = ''): string {
-  const p = join(dir, `cfg-${Math.random()}.yml`);
-  writeFileSync(p, `dbs:\n  - path: ${db}\n${dbExtra}    replicas:\n      - path: ${replica}\n        sync-interval: ${sync}\n`);
-  return p;
-}
+const freshDB = (name: string) => freshDBIn(dir, name);
+const config = (db: string, replica: string, sync = '1s', dbExtra = '') => fileReplicaConfig(dir, db, replica, sync, dbExtra);
 
 /**
  * Preload for condition E2: makes node:fs watch() throw inside lsinit, so its controller falls
@@ -264,14 +250,6 @@ async function startHelper(kind: 'reader' | 'reader+ckpt' | 'copy' | 'burn' | 'w
   child.all!.on('data', (d: Buffer) => (out += d));
   await waitFor(() => out, 'ready', `helper ${kind}`);
   return { child, out: () => out };
-}
-
-async function startLsinit(cfg: string, nodeArgs: string[] = []): Promise<Helper> {
-  const child = execa(process.execPath, [...nodeArgs, BIN, 'replicate', '-config', cfg], { reject: false, all: true });
-  let out = '';
-  child.all!.on('data', (d: Buffer) => (out += d));
-  await waitFor(() => out, 'msg=replicating', 'lsinit');
-  return { child, out: () => out }; // not the subprocess itself: it is a thenable
 }
 
 // ---------------------------------------------------------------------------------------------
