@@ -5,8 +5,9 @@ import { cpSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// shared/ sits beside the checkout (CI lays it there too); LSINIT_VECTORS overrides.
-export const VECTORS = process.env['LSINIT_VECTORS'] ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/vectors');
+// Copied into the repository (test/fixtures/VECTORS-NOTE.md) so a fresh clone needs nothing beside it;
+// LSINIT_VECTORS overrides.
+export const VECTORS = process.env['LSINIT_VECTORS'] ?? resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/litestream-0.3.13');
 
 export interface VectorFile { path: string; sha256: string; mtime_ns_str: string }
 export interface Manifest { scenario: string; page_size: number; generations: string[]; files: VectorFile[] }
