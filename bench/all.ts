@@ -2,6 +2,9 @@
  * Every benchmark in one run (`npm run bench`), one after the other so they never compete for the
  * machine's two cores. Each program measures its own baseline in the same run; this one only
  * sequences them and collects their reports:
+ *   compare.ts      lsinit beside the reference Litestream 0.3.13 (issue 10's table): write rate of a
+ *                   default-settings app, restore of a Litestream-written replica, RSS, start-up,
+ *                   SIGTERM latency while shipping a large transaction
  *   replication.ts  write throughput with/without lsinit, commit latency, lag p50/p99 at 1s and
  *                   100ms, restore MB/s of a ≥ 1 GB database vs cp+fsync, peak RSS
  *   resources.ts    RSS idle vs one 200 MB transaction and a 2 GB database (snapshot + restore)
@@ -21,6 +24,7 @@ const quick = args.includes('--quick');
 const out = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
 
 const runs: { name: string; file: string; args: string[] }[] = [
+  { name: 'lsinit vs Litestream', file: 'compare.ts', args: quick ? ['--quick'] : [] },
   { name: 'replication', file: 'replication.ts', args: quick ? ['--db-mb', '200', '--seconds', '5'] : ['--db-mb', '1100', '--seconds', '10'] },
   { name: 'resources', file: 'resources.ts', args: quick ? ['--tx-mb', '50', '--db-gb', '0.5'] : [] },
   { name: 'init', file: 'init-timing.ts', args: quick ? ['3'] : ['10'] },

@@ -1,6 +1,10 @@
-/** Helpers shared by the benchmarks in bench/: arguments, a fresh WAL database, a file-replica config, lsinit as a child, peak RSS. */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+/**
+ * Helpers shared by the benchmarks in bench/: arguments, a fresh WAL database, a file-replica config,
+ * lsinit as a child, peak RSS, percentiles, polling, and the reference Litestream binary.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
@@ -51,4 +55,57 @@ export async function startLsinit(cfg: string, nodeArgs: string[] = [], timeoutM
 export function peakRSS(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Median and p-th percentile (nearest rank) of a list of numbers. */
+export const median = (xs: number[]): number => pct(xs, 50);
+export function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+/** Total size in bytes of the files under `dir` (0 when it does not exist). */
+export function dirBytes(dir: string): number {
+  let n = 0;
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) n += dirBytes(p);
+    else {
+      try {
+        n += statSync(p).size;
+      } catch { /* removed meanwhile (a temp file renamed) */ }
+    }
+  }
+  return n;
+}
+
+/** Poll `cond` every `everyMs` until it holds; throws `what` after `timeoutMs`. */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 120_000, everyMs = 50): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/**
+ * The reference Litestream 0.3.13 binary: $LITESTREAM_BIN, else ../shared/bin beside this checkout
+ * or beside the main checkout of a git worktree; undefined when there is none.
+ */
+export function litestreamBin(): string | undefined {
+  const env = process.env['LITESTREAM_BIN'];
+  if (env) return existsSync(env) ? env : undefined;
+  const root = resolve(import.meta.dirname, '..');
+  const roots = [root];
+  try {
+    const common = execFileSync('git', ['-C', root, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    roots.push(dirname(common));
+  } catch { /* not a git checkout */ }
+  return roots.map((r) => resolve(r, '../shared/bin/litestream-0.3.13')).find((p) => existsSync(p));
 }
