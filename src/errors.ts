@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'LSINIT_ERR_EXISTS'
   | 'LSINIT_ERR_FORMAT'
   | 'LSINIT_ERR_CHECKSUM'
+  /** age: an object the configured keys cannot open (other recipients, no identity, or not encrypted). */
+  | 'LSINIT_ERR_DECRYPT'
   | 'LSINIT_ERR_INTEGRITY'
   | 'LSINIT_ERR_REPLICA'
   | 'LSINIT_ERR_AUTH'

@@ -1,7 +1,9 @@
 /**
- * Restores every case of the Litestream 0.3.13 vectors (shared/vectors) through the CLI and
+ * Restores every case of the Litestream 0.3.13 vectors (test/fixtures) through the CLI and
  * compares bytes, page size, integrity_check and the logical fingerprint; refusals must exit
- * non-zero and leave no output (or leave an existing one untouched).
+ * non-zero and leave no output (or leave an existing one untouched). `age` cases marked
+ * `via: config` restore through the scenario's config file (its age identities), with the
+ * VECTOR_* variables the file expands.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -13,11 +15,11 @@ import { fingerprint } from './helpers/fingerprint.js';
 import { lsinit } from './helpers/cli.js';
 import { loadScenario, sha256File, stageReplica } from './helpers/vectors.js';
 
-for (const scenario of ['basic', 'multigen', 'snapshots', 'schema']) {
+for (const scenario of ['basic', 'multigen', 'snapshots', 'schema', 'age']) {
   describe(`Litestream 0.3.13 vectors: ${scenario}`, () => {
     let work: string;
     let replica: string;
-    const { cases } = loadScenario(scenario);
+    const { dir, cases } = loadScenario(scenario);
     before(() => {
       work = mkdtempSync(join(tmpdir(), `lsinit-vec-${scenario}-`));
       replica = stageReplica(scenario, work);
@@ -33,8 +35,16 @@ for (const scenario of ['basic', 'multigen', 'snapshots', 'schema']) {
         if (c.args.generation) args.push('-generation', c.args.generation);
         if (c.args.index) args.push('-index', c.args.index);
         if (c.args.timestamp) args.push('-timestamp', c.args.timestamp);
-        args.push(`file://${replica}`);
-        const r = await lsinit(args);
+        let env: Record<string, string> = {};
+        if (c.via === 'config') {
+          const dbPath = join(work, 'app.db');
+          args.splice(1, 0, '-config', join(dir, c.config_file!));
+          args.push(dbPath);
+          env = { VECTOR_REPLICA_PATH: replica, VECTOR_DB_PATH: dbPath };
+        } else {
+          args.push(`file://${replica}`);
+        }
+        const r = await lsinit(args, { env });
         // No temp, -wal or -shm files left beside the output.
         assert.deepEqual(readdirSync(outDir).filter((f) => f !== 'restored.db'), []);
         if (c.expect.outcome === 'error') {

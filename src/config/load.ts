@@ -12,6 +12,7 @@ import type { Level } from '../log/logger.js';
 import { configError } from '../replica/backend.js';
 import { backendFor, backends } from '../replica/clients/registry.js';
 import { parseDuration } from '../util/time.js';
+import { parseAge, verifyAgeKeys } from './age.js';
 import { expandEnv } from './expand.js';
 import type { Config, DBConfig, InitConfig, LeaseConfig, ReplicaConfig } from './types.js';
 
@@ -33,7 +34,7 @@ const LEASE_KEYS = ['enabled', 'ttl', 'wait', 'max-wait'];
 
 const TOP_KEYS = ['dbs', 'exec', 'addr', 'logging', 'access-key-id', 'secret-access-key', 'init', 'lease'];
 const DB_KEYS = ['path', 'meta-path', 'monitor-interval', 'checkpoint-interval', 'min-checkpoint-page-count', 'max-checkpoint-page-count', 'checkpoint-busy-timeout', 'replicas', 'exec'];
-const REPLICA_COMMON = ['type', 'name', 'url', 'path', 'retention', 'retention-check-interval', 'snapshot-interval', 'validation-interval', 'sync-interval', 'lease'];
+const REPLICA_COMMON = ['type', 'name', 'url', 'path', 'retention', 'retention-check-interval', 'snapshot-interval', 'validation-interval', 'sync-interval', 'lease', 'age'];
 const INIT_KEYS = ['shutdown-timeout', 'kill-grace', 'signal-rewrite', 'process-group', 'strip-credentials', 'sync-failure-exit-code'];
 
 export interface LoadOptions {
@@ -60,9 +61,12 @@ export async function loadConfig(opts: LoadOptions): Promise<Config> {
   } catch (err) {
     throw new LsinitError('LSINIT_ERR_CONFIG', `cannot read config file ${path}: ${(err as Error).message}`, { cause: err, fields: { path } });
   }
-  return parseConfig(bytes, { ...opts, env, file: path });
+  const config = parseConfig(bytes, { ...opts, env, file: path });
+  await verifyAgeKeys(config);
+  return config;
 }
 
+/** Parse and validate; age keys are checked for shape only here (loadConfig decodes them too). */
 export function parseConfig(bytes: Uint8Array, opts: LoadOptions & { file: string }): Config {
   const env = opts.env ?? process.env;
   const file = opts.file;
@@ -341,9 +345,6 @@ export function buildReplica(raw: Record<string, unknown>, kp: string, global: {
   if (!backend) {
     throw configError(url ? `${kp}.url` : `${kp}.type`, `unknown replica type "${type}": use one of ${Object.keys(backends).join(', ')}`);
   }
-  if (raw['age'] !== undefined) {
-    throw configError(`${kp}.age`, 'age encryption is not supported by lsinit yet; remove the age: key (or keep using Litestream for this replica)');
-  }
   warnUnknown(raw, [...REPLICA_COMMON, ...backend.keys], kp, ctx);
   const input: Parameters<typeof backend.resolve>[0] = { raw, global, env: ctx.env, keyPath: kp, cwd: ctx.cwd };
   if (url) input.url = url;
@@ -351,6 +352,7 @@ export function buildReplica(raw: Record<string, unknown>, kp: string, global: {
   for (const w of resolved.warnings) ctx.warnings.push(w.startsWith(kp) ? w : `${kp}: ${w}`);
   const retentionMs = duration(raw, 'retention', kp, DEFAULTS.retentionMs);
   const checkMs = duration(raw, 'retention-check-interval', kp, DEFAULTS.retentionCheckIntervalMs);
+  const age = parseAge(raw['age'], `${kp}.age`, ctx.warnings);
   return {
     name: str(raw, 'name', kp) ?? type,
     type,
@@ -363,6 +365,7 @@ export function buildReplica(raw: Record<string, unknown>, kp: string, global: {
     validationIntervalMs: duration(raw, 'validation-interval', kp, 0, { min: 0 }),
     syncIntervalMs: duration(raw, 'sync-interval', kp, DEFAULTS.syncIntervalMs, { min: 1 }),
     keyPath: kp,
+    ...(age ? { age } : {}),
     ...leaseField(buildLease(raw['lease'], `${kp}.lease`, 'lease' in ctx ? ctx.lease : DEFAULT_LEASE, ctx)),
   };
 }

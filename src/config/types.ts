@@ -1,5 +1,6 @@
 /** The fully resolved, typed configuration: durations in ms, replicas resolved by their backend. */
 import type { Level } from '../log/logger.js';
+import type { AgeKeys } from './age.js';
 
 export interface ReplicaConfig {
   /** Unique per database; defaults to the replica type (Litestream's Replica.Name). */
@@ -18,6 +19,8 @@ export interface ReplicaConfig {
   keyPath: string;
   /** Single-writer lease on the replica (lsinit extension); absent when disabled with `lease: false`. */
   lease?: LeaseConfig;
+  /** `age:` encryption (Litestream 0.3.10+); absent when not configured. */
+  age?: AgeKeys;
 }
 
 /** `lease:` at the top level (defaults for every replica) or per replica (lsinit extension). */

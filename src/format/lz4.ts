@@ -19,6 +19,8 @@ const MAGIC = 0x184d2204;
 const LEGACY_MAGIC = 0x184c2102;
 const SKIPPABLE_MASK = 0xfffffff0;
 const SKIPPABLE_MAGIC = 0x184d2a50;
+/** "age-" read little-endian: the start of an age file (`age-encryption.org/v1`). */
+const AGE_MAGIC = 0x2d656761;
 const LEGACY_BLOCK = 8 << 20;
 const WRITE_BLOCK = 4 << 20;
 const HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x64, 0x70, 0xb9]);
@@ -120,6 +122,9 @@ export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'o
         if (!sz || !(await r.read(sz.readUInt32LE(0)))) throw formatError(`${name}: truncated skippable frame`, { name });
       } else if (magic === LEGACY_MAGIC) {
         yield* decodeLegacy(r, name);
+      } else if (magic === AGE_MAGIC && r.consumed === 4) {
+        // Litestream 0.3.10+ age(LZ4(...)): read without identities (e.g. restore from a URL).
+        throw new LsinitError('LSINIT_ERR_DECRYPT', `${name}: object is age-encrypted; give the replica's age.identities (restore with -config; a replica URL cannot carry keys)`, { fields: { name } });
       } else {
         throw formatError(`${name}: bad magic number 0x${magic.toString(16).padStart(8, '0')} at byte ${r.consumed - 4} (not an LZ4 frame; encrypted or corrupt?)`, { name });
       }

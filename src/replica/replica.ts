@@ -10,6 +10,7 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import { assertAgeWritable } from '../config/age.js';
 import type { ReplicaConfig } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import { decodeFrames, encodeFrame, encodeFrameStream } from '../format/lz4.js';
@@ -45,6 +46,7 @@ export class Replica {
   private now: () => number;
 
   constructor(db: DB, cfg: ReplicaConfig, client: ReplicaClient, log: Logger, opts: { now?: () => number } = {}) {
+    if (cfg.age) assertAgeWritable(cfg.age); // refuse at start-up, not at the first sync
     this.db = db;
     this.cfg = cfg;
     this.name = cfg.name;

@@ -16,6 +16,8 @@ export interface Case {
   description: string;
   args: { generation?: string; index?: string; timestamp?: string };
   via: 'url' | 'config';
+  /** For `via: config`: the config file in the scenario folder. */
+  config_file?: string;
   setup?: { output_exists?: boolean };
   requires_ns_mtime?: boolean;
   expect: {
