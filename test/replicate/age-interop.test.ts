@@ -7,15 +7,15 @@
  * e.g. `LITESTREAM_BIN=/path/to/litestream-0.3.13 node --import tsx --test test/replicate/age-interop.test.ts`.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { execa } from 'execa';
+import { ageBlock, ageKeyPair, fileAndS3Config } from '../helpers/age.js';
 import { lsinit } from '../helpers/cli.js';
 import { createDB, dump, integrity, sleep, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
 import { sha256File } from '../helpers/vectors.js';
-import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
+import { startMoto, type MotoServer } from '../servers/moto.js';
 
 const LITESTREAM = process.env['LITESTREAM_BIN'];
 
@@ -26,8 +26,8 @@ if (LITESTREAM) {
     let age: string;
     before(async () => {
       moto = await startMoto();
-      const id = await generateX25519Identity();
-      age = `        age:\n          identities: [${id}]\n          recipients: [${await identityToRecipient(id)}]\n`;
+      const { identity, recipient } = await ageKeyPair();
+      age = ageBlock([identity], [recipient]);
     });
     after(async () => {
       await moto?.stop();
@@ -38,26 +38,7 @@ if (LITESTREAM) {
     function config(name: string, db: string, bucket: string): { cfg: string; replica: string } {
       const replica = join(w.dir, `${name}-replica`);
       const cfg = join(w.dir, `${name}.yml`);
-      writeFileSync(cfg, `dbs:
-  - path: ${db}
-    monitor-interval: 100ms
-    min-checkpoint-page-count: 60
-    replicas:
-      - name: disk
-        type: file
-        path: ${replica}
-        sync-interval: 100ms
-${age}      - name: s3
-        type: s3
-        bucket: ${bucket}
-        path: app
-        endpoint: ${moto.endpoint}
-        region: us-east-1
-        force-path-style: true
-        access-key-id: ${MOTO_ACCESS_KEY_ID}
-        secret-access-key: ${MOTO_SECRET_ACCESS_KEY}
-        sync-interval: 100ms
-${age}`);
+      fileAndS3Config(cfg, { db, replica, endpoint: moto.endpoint, bucket, age });
       return { cfg, replica };
     }
 

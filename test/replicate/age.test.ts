@@ -9,9 +9,9 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
-import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
+import { ageBlock, ageKeyPair, fileAndS3Config } from '../helpers/age.js';
 import { lsinit } from '../helpers/cli.js';
 import { createDB, dump, integrity, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
 import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
@@ -26,8 +26,7 @@ describe('age-encrypted replication (file and s3)', () => {
   before(async () => {
     moto = await startMoto();
     await moto.createBucket('enc');
-    id = await generateX25519Identity();
-    rc = await identityToRecipient(id);
+    ({ identity: id, recipient: rc } = await ageKeyPair());
   });
   after(async () => {
     await moto?.stop();
@@ -36,23 +35,7 @@ describe('age-encrypted replication (file and s3)', () => {
 
   function config(db: string, replica: string, age: string): string {
     const cfg = join(w.dir, `lsinit-${Math.random().toString(36).slice(2)}.yml`);
-    writeFileSync(cfg, `dbs:
-  - path: ${db}
-    monitor-interval: 100ms
-    min-checkpoint-page-count: 60
-    replicas:
-      - name: disk
-        type: file
-        path: ${replica}
-        sync-interval: 100ms
-${age}      - name: s3
-        url: s3://enc/app
-        endpoint: ${moto.endpoint}
-        force-path-style: true
-        access-key-id: ${MOTO_ACCESS_KEY_ID}
-        secret-access-key: ${MOTO_SECRET_ACCESS_KEY}
-        sync-interval: 100ms
-${age}`);
+    fileAndS3Config(cfg, { db, replica, endpoint: moto.endpoint, bucket: 'enc', age });
     return cfg;
   }
 
@@ -60,7 +43,7 @@ ${age}`);
     const db = join(w.dir, 'app.db');
     const replica = join(w.dir, 'replica');
     // The identity comes from the environment, the usual way to keep it out of the file.
-    const cfg = config(db, replica, `        age:\n          identities: [\${AGE_ID}]\n          recipients: [${rc}]\n`);
+    const cfg = config(db, replica, ageBlock(['${AGE_ID}'], [rc]));
     process.env['AGE_ID'] = id;
     createDB(db);
     let rep = await startReplicate(cfg);
@@ -121,7 +104,7 @@ ${age}`);
     const db = join(w.dir, 'ro.db');
     const replica = join(w.dir, 'ro-replica');
     createDB(db);
-    const cfg = config(db, replica, `        age:\n          identities: [${id}]\n`);
+    const cfg = config(db, replica, ageBlock([id], []));
     const r = await lsinit(['replicate', '-config', cfg], { timeout: 30_000 });
     assert.equal(r.exitCode, 1, r.stderr + r.stdout);
     assert.match(r.stderr, /dbs\[0\]\.replicas\[0\]\.age\.recipients: is required to replicate/);
