@@ -64,3 +64,20 @@ export function assertGeneration(gen: string): void {
     throw new LsinitError('LSINIT_ERR_FORMAT', `invalid generation name ${JSON.stringify(gen)}: want 16 lowercase hex characters`, { fields: { generation: gen } });
   }
 }
+
+/**
+ * Keys given to `listObjects`/`objectReader`/`writeObject` are relative to the replica root: no
+ * leading '/', no empty, '.' or '..' segment, so no key can reach outside the replica.
+ */
+export function assertObjectKey(key: string): void {
+  const parts = key.split('/');
+  if (key === '' || parts.some((p) => p === '' || p === '.' || p === '..') || key.includes('\\') || key.includes('\u0000')) {
+    throw new LsinitError('LSINIT_ERR_FORMAT', `invalid object key ${JSON.stringify(key)}: want a relative path like ltx/0/0000000000000001-0000000000000001.ltx`, { fields: { key } });
+  }
+}
+
+/** `root` joined with a checked relative key. */
+export function objectPath(root: string, key: string): string {
+  assertObjectKey(key);
+  return posix.join(root, key);
+}

@@ -32,6 +32,14 @@ export interface WALSegmentInfo {
   createdAt: TimeNs;
 }
 
+/** An object found by `listObjects`: its key relative to the replica root ('/'-separated). */
+export interface ObjectInfo {
+  key: string;
+  /** Stored size in bytes. */
+  size: number;
+  createdAt: TimeNs;
+}
+
 /** What a write accepts: a whole buffer (small WAL segments) or a stream (snapshots, huge transactions). */
 export type Body = Uint8Array | Readable;
 
@@ -53,6 +61,16 @@ export interface ReplicaClient {
   deleteWALSegments(positions: Pos[]): Promise<void>;
   /** Throws LsinitError LSINIT_ERR_NOT_FOUND when missing. */
   walSegmentReader(pos: Pos): Promise<Readable>;
+  /**
+   * Every object beneath the folder `dir` (a key relative to the replica root, e.g. `ltx`), at
+   * any depth, sorted by key. A missing folder gives []. Used to read layouts other than 0.3's
+   * (Litestream 0.5's `ltx/<level>/<min>-<max>.ltx`).
+   */
+  listObjects(dir: string): Promise<ObjectInfo[]>;
+  /** Throws LsinitError LSINIT_ERR_NOT_FOUND when missing. `key` as `listObjects` gives it. */
+  objectReader(key: string): Promise<Readable>;
+  /** Write (replace) the object at `key`, whole or not at all where the store allows. */
+  writeObject(key: string, body: Body): Promise<ObjectInfo>;
   /** Release connections (SFTP sessions, HTTP agents). The client may not be used afterwards. */
   close(): Promise<void>;
 }
@@ -65,4 +83,9 @@ export function comparePos(a: Pos, b: Pos): number {
 
 export function formatPos(p: Pos): string {
   return `${p.generation}/${p.index.toString(16).padStart(8, '0')}:${p.offset}`;
+}
+
+/** Order of `listObjects` results: by key, bytewise. */
+export function byKey(a: ObjectInfo, b: ObjectInfo): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }

@@ -4,7 +4,7 @@
  * backends a config actually uses are loaded now.
  */
 import type { Readable } from 'node:stream';
-import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from './client.js';
+import type { Body, ObjectInfo, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from './client.js';
 
 export class LazyClient implements ReplicaClient {
   readonly type: string;
@@ -30,6 +30,9 @@ export class LazyClient implements ReplicaClient {
   async writeWALSegment(p: Pos, b: Body): Promise<WALSegmentInfo> { return (await this.c).writeWALSegment(p, b); }
   async deleteWALSegments(ps: Pos[]): Promise<void> { return (await this.c).deleteWALSegments(ps); }
   async walSegmentReader(p: Pos): Promise<Readable> { return (await this.c).walSegmentReader(p); }
+  async listObjects(d: string): Promise<ObjectInfo[]> { return (await this.c).listObjects(d); }
+  async objectReader(k: string): Promise<Readable> { return (await this.c).objectReader(k); }
+  async writeObject(k: string, b: Body): Promise<ObjectInfo> { return (await this.c).writeObject(k, b); }
   async close(): Promise<void> {
     if (this.loading) await (await this.loading).close();
   }

@@ -121,6 +121,35 @@ export function runConformance(name: string, make: () => Promise<ConformanceTarg
         }
       }));
 
+    it('lists objects beneath a folder at any depth, sorted by key, and reads them back (other layouts: Litestream 0.5 ltx/)', () =>
+      withClient(make, async (c) => {
+        assert.deepEqual(await c.listObjects('ltx'), []);
+        const objs: [string, string][] = [
+          ['ltx/9/0000000000000001-0000000000000003.ltx', 'snap'],
+          ['ltx/0/0000000000000002-0000000000000002.ltx', 'two'],
+          ['ltx/0/0000000000000001-0000000000000001.ltx', 'one'],
+          ['ltxother/0/x.ltx', 'not beneath ltx/'],
+        ];
+        for (const [k, v] of objs) {
+          const info = await c.writeObject(k, k.startsWith('ltx/9') ? Readable.from([Buffer.from(v)]) : Buffer.from(v));
+          assert.equal(info.key, k);
+          assert.equal(info.size, v.length);
+        }
+        await c.writeSnapshot(G1, 1, Buffer.from('0.3 layout beside it'));
+        const listed = await c.listObjects('ltx');
+        assert.deepEqual(listed.map((o) => [o.key, o.size]), [
+          ['ltx/0/0000000000000001-0000000000000001.ltx', 3],
+          ['ltx/0/0000000000000002-0000000000000002.ltx', 3],
+          ['ltx/9/0000000000000001-0000000000000003.ltx', 4],
+        ]);
+        assert.deepEqual((await c.listObjects('ltx/0')).map((o) => o.key), listed.slice(0, 2).map((o) => o.key));
+        assert.deepEqual(await buffer(await c.objectReader('ltx/9/0000000000000001-0000000000000003.ltx')), Buffer.from('snap'));
+        await assert.rejects(async () => buffer(await c.objectReader('ltx/1/0000000000000001-0000000000000002.ltx')), { code: 'LSINIT_ERR_NOT_FOUND' });
+        for (const bad of ['../escape', '/abs', 'ltx//x', 'ltx/./x', '']) {
+          await assert.rejects(async () => c.objectReader(bad), { code: 'LSINIT_ERR_FORMAT' }, bad);
+        }
+      }));
+
     it(`lists more than one page (${many} segments) completely and in order`, { timeout: 300_000 }, () =>
       withClient(make, async (c) => {
         const positions = Array.from({ length: many }, (_, i) => ({ generation: G1, index: Math.floor(i / 100), offset: (i % 100) * 4152 }));

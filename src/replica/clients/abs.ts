@@ -20,7 +20,7 @@ import { LsinitError, notFound } from '../../errors.js';
 import * as paths from '../../format/paths.js';
 import { countOp, type Operation } from '../../metrics/ops.js';
 import type { Backend } from '../backend.js';
-import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
+import { byKey, type Body, type ObjectInfo, type Pos, type ReplicaClient, type SnapshotInfo, type WALSegmentInfo } from '../client.js';
 import { splitBody } from '../body.js';
 import { isTransient, withRetry, type RetryOptions } from '../retry.js';
 import { ABS_KEYS, ABS_SECRET_ENV, absDisplay, resolveABS, type ABSSettings } from './abs-config.js';
@@ -237,6 +237,24 @@ export class ABSReplicaClient implements ReplicaClient {
 
   async walSegmentReader(pos: Pos): Promise<Readable> {
     return this.reader(paths.walSegmentPath(this.#s.path, pos.generation, pos.index, pos.offset));
+  }
+
+  async listObjects(dir: string): Promise<ObjectInfo[]> {
+    const prefix = `${paths.objectPath(this.#s.path, dir)}/`;
+    return (await this.listFlat(prefix))
+      .filter((b) => b.name.length > prefix.length)
+      .map((b) => ({ key: `${dir}/${b.name.slice(prefix.length)}`, size: b.properties.contentLength ?? 0, createdAt: createdAt(b) }))
+      .sort(byKey);
+  }
+
+  async objectReader(key: string): Promise<Readable> {
+    return this.reader(paths.objectPath(this.#s.path, key));
+  }
+
+  async writeObject(key: string, body: Body): Promise<ObjectInfo> {
+    const at = BigInt(Date.now()) * 1_000_000n;
+    const size = await this.writeBlob(paths.objectPath(this.#s.path, key), body);
+    return { key, size, createdAt: at };
   }
 
   async close(): Promise<void> {

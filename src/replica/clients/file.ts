@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { LsinitError, notFound } from '../../errors.js';
 import * as paths from '../../format/paths.js';
 import { countOp } from '../../metrics/ops.js';
-import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
+import { byKey, type Body, type ObjectInfo, type Pos, type ReplicaClient, type SnapshotInfo, type WALSegmentInfo } from '../client.js';
 
 export interface FileClientOptions {
   /** Absolute directory of the replica. */
@@ -97,6 +97,41 @@ export class FileReplicaClient implements ReplicaClient {
 
   async walSegmentReader(pos: Pos): Promise<Readable> {
     return this.openReader(paths.walSegmentPath(this.root, pos.generation, pos.index, pos.offset), { ...pos });
+  }
+
+  async listObjects(dir: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      countOp(this.type, 'LIST');
+      let entries;
+      try {
+        entries = await fsp.readdir(paths.objectPath(this.root, rel), { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        throw err;
+      }
+      for (const e of entries) {
+        const key = `${rel}/${e.name}`;
+        if (e.isDirectory()) await walk(key);
+        else if (e.isFile()) {
+          const st = await statOrUndefined(posix.join(this.root, key));
+          if (st) out.push({ key, size: Number(st.size), createdAt: st.mtimeNs });
+        }
+      }
+    };
+    await walk(dir);
+    return out.sort(byKey);
+  }
+
+  async objectReader(key: string): Promise<Readable> {
+    return this.openReader(paths.objectPath(this.root, key), { key });
+  }
+
+  async writeObject(key: string, body: Body): Promise<ObjectInfo> {
+    const p = paths.objectPath(this.root, key);
+    const size = await this.writeFile(p, body);
+    const st = await fsp.stat(p, { bigint: true });
+    return { key, size, createdAt: st.mtimeNs };
   }
 
   async close(): Promise<void> {}

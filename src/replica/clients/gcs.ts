@@ -17,7 +17,7 @@ import { LsinitError } from '../../errors.js';
 import * as paths from '../../format/paths.js';
 import { countOp } from '../../metrics/ops.js';
 import type { Backend } from '../backend.js';
-import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
+import { byKey, type Body, type ObjectInfo, type Pos, type ReplicaClient, type SnapshotInfo, type WALSegmentInfo } from '../client.js';
 import { withRetry, type RetryOptions } from '../retry.js';
 import { GCS_KEYS, resolveGcs, type GcsSettings } from './gcs-config.js';
 import { gcsError, libRetryable, stalledError } from './gcs-errors.js';
@@ -148,6 +148,23 @@ export class GcsReplicaClient implements ReplicaClient {
 
   async walSegmentReader(pos: Pos): Promise<Readable> {
     return this.reader(paths.walSegmentPath(this.root, pos.generation, pos.index, pos.offset), { ...pos });
+  }
+
+  async listObjects(dir: string): Promise<ObjectInfo[]> {
+    const prefix = `${paths.objectPath(this.root, dir)}/`;
+    const { items } = await this.list(prefix);
+    return items
+      .filter((it) => it.name.length > prefix.length)
+      .map((it) => ({ key: `${dir}/${it.name.slice(prefix.length)}`, size: it.size, createdAt: it.createdAt }))
+      .sort(byKey);
+  }
+
+  async objectReader(key: string): Promise<Readable> {
+    return this.reader(paths.objectPath(this.root, key), { key });
+  }
+
+  async writeObject(key: string, body: Body): Promise<ObjectInfo> {
+    return { key, ...(await this.put(paths.objectPath(this.root, key), body)) };
   }
 
   async close(): Promise<void> {}

@@ -22,7 +22,7 @@ import { LsinitError } from '../../errors.js';
 import * as paths from '../../format/paths.js';
 import { countOp, type Operation } from '../../metrics/ops.js';
 import type { Backend } from '../backend.js';
-import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from '../client.js';
+import { byKey, type Body, type ObjectInfo, type Pos, type ReplicaClient, type SnapshotInfo, type WALSegmentInfo } from '../client.js';
 import { splitBody } from '../body.js';
 import { withRetry, type RetryOptions } from '../retry.js';
 import { resolveS3, s3Display, S3_KEYS, S3_SECRET_ENV, type S3Settings } from './s3-config.js';
@@ -183,7 +183,7 @@ export class S3ReplicaClient implements ReplicaClient {
   async writeSnapshot(generation: string, index: number, body: Body): Promise<SnapshotInfo> {
     // Litestream returns the upload start time; readers re-list and use LastModified.
     const createdAt = BigInt(Date.now()) * 1_000_000n;
-    const size = await this.writeObject(paths.snapshotPath(this.#s.path, generation, index), body);
+    const size = await this.putObject(paths.snapshotPath(this.#s.path, generation, index), body);
     return { generation, index, size, createdAt };
   }
 
@@ -211,7 +211,7 @@ export class S3ReplicaClient implements ReplicaClient {
 
   async writeWALSegment(pos: Pos, body: Body): Promise<WALSegmentInfo> {
     const createdAt = BigInt(Date.now()) * 1_000_000n;
-    const size = await this.writeObject(paths.walSegmentPath(this.#s.path, pos.generation, pos.index, pos.offset), body);
+    const size = await this.putObject(paths.walSegmentPath(this.#s.path, pos.generation, pos.index, pos.offset), body);
     return { generation: pos.generation, index: pos.index, offset: pos.offset, size, createdAt };
   }
 
@@ -221,6 +221,25 @@ export class S3ReplicaClient implements ReplicaClient {
 
   async walSegmentReader(pos: Pos): Promise<Readable> {
     return this.reader(paths.walSegmentPath(this.#s.path, pos.generation, pos.index, pos.offset));
+  }
+
+  async listObjects(dir: string): Promise<ObjectInfo[]> {
+    const prefix = `${paths.objectPath(this.#s.path, dir)}/`;
+    const { objects } = await this.list(prefix);
+    return objects
+      .filter((o) => o.Key !== undefined && o.Key.length > prefix.length)
+      .map((o) => ({ key: `${dir}/${o.Key!.slice(prefix.length)}`, size: o.Size ?? 0, createdAt: timeNs(o.LastModified) }))
+      .sort(byKey);
+  }
+
+  async objectReader(key: string): Promise<Readable> {
+    return this.reader(paths.objectPath(this.#s.path, key));
+  }
+
+  async writeObject(key: string, body: Body): Promise<ObjectInfo> {
+    const createdAt = BigInt(Date.now()) * 1_000_000n;
+    const size = await this.putObject(paths.objectPath(this.#s.path, key), body);
+    return { key, size, createdAt };
   }
 
   async close(): Promise<void> {
@@ -257,7 +276,7 @@ export class S3ReplicaClient implements ReplicaClient {
   }
 
   /** Buffers (and short streams) go out as one retried PutObject; longer streams as a multipart upload. */
-  private async writeObject(key: string, body: Body): Promise<number> {
+  private async putObject(key: string, body: Body): Promise<number> {
     if (body instanceof Uint8Array) return this.putBuffer(key, body);
     const split = await splitBody(body, S3_PART_SIZE);
     if (split.kind === 'buffer') return this.putBuffer(key, split.data);

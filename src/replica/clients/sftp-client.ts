@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import { LsinitError, notFound } from '../../errors.js';
 import * as paths from '../../format/paths.js';
 import { countOp } from '../../metrics/ops.js';
-import type { Body, Pos, ReplicaClient, SnapshotInfo, TimeNs, WALSegmentInfo } from '../client.js';
+import { byKey, type Body, type ObjectInfo, type Pos, type ReplicaClient, type SnapshotInfo, type TimeNs, type WALSegmentInfo } from '../client.js';
 import { openConn, SFTP_NO_SUCH_FILE, sftpCode, sftpError, target, type DirEntry, type SFTPConn, type SFTPSettings, type SFTPStats } from './sftp-conn.js';
 
 // 32 KiB fits every SFTP server's packet limit (OpenSSH takes 256 KiB); keeping several requests
@@ -99,6 +99,27 @@ export class SFTPReplicaClient implements ReplicaClient {
 
   async walSegmentReader(pos: Pos): Promise<Readable> {
     return this.get(paths.walSegmentPath(this.settings.path, pos.generation, pos.index, pos.offset), { ...pos });
+  }
+
+  async listObjects(dir: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      for (const e of await this.list(paths.objectPath(this.settings.path, rel))) {
+        const key = `${rel}/${e.name}`;
+        if (e.attrs.isDirectory()) await walk(key);
+        else if (e.attrs.isFile()) out.push({ key, size: e.attrs.size, createdAt: mtimeNs(e.attrs) });
+      }
+    };
+    await walk(dir);
+    return out.sort(byKey);
+  }
+
+  async objectReader(key: string): Promise<Readable> {
+    return this.get(paths.objectPath(this.settings.path, key), { key });
+  }
+
+  async writeObject(key: string, body: Body): Promise<ObjectInfo> {
+    return { key, ...(await this.put(paths.objectPath(this.settings.path, key), body)) };
   }
 
   async close(): Promise<void> {
