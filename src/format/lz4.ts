@@ -35,7 +35,7 @@ function asBuffer(u: Uint8Array): Buffer {
 }
 
 /** lz4-napi's uncompress wants lz4_flex's size-prepended format; the size is an upper bound. */
-function decompressBlock(block: Buffer, maxSize: number, dict: Buffer | undefined, name: string): Buffer {
+export function decompressBlock(block: Buffer, maxSize: number, dict: Buffer | undefined, name: string): Buffer {
   const input = Buffer.allocUnsafe(4 + block.length);
   input.writeUInt32LE(maxSize, 0);
   block.copy(input, 4);
@@ -134,6 +134,18 @@ export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'o
   } finally {
     await r.close();
   }
+}
+
+/**
+ * Exactly one LZ4 frame from `r`, magic first, leaving `r` just after the frame's last byte
+ * (LTX files store each page as a frame followed by more data).
+ */
+export async function* decodeOneFrame(r: ByteReader, name: string): AsyncGenerator<Buffer> {
+  await xxhReady();
+  const m = await r.read(4);
+  if (!m) throw formatError(`${name}: truncated frame magic`, { name });
+  if (m.readUInt32LE(0) !== MAGIC) throw formatError(`${name}: bad magic number 0x${m.readUInt32LE(0).toString(16).padStart(8, '0')} at byte ${r.consumed - 4} (want an LZ4 frame)`, { name });
+  yield* decodeFrame(r, name);
 }
 
 async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer> {
