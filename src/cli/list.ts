@@ -2,6 +2,9 @@
 import { stat } from 'node:fs/promises';
 import { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { formatTXID } from '../format/ltx.js';
+import type { ReplicaClient } from '../replica/client.js';
+import { listLTXFiles, type LTXFileInfo } from '../restore/ltx-plan.js';
 import { generationBounds } from '../restore/target.js';
 import { formatRFC3339Sec, nowNs } from '../util/time.js';
 import { bool, parseFlags, str, usage, type FlagSpec } from './flags.js';
@@ -59,6 +62,17 @@ export async function generationsCommand(argv: string[]): Promise<number> {
         rows.push([r.config.name, g, truncDuration(ref - b.updatedAt), formatRFC3339Sec(b.createdAt), formatRFC3339Sec(b.updatedAt)]);
         out.push({ replica: r.config.name, generation: g, lag_seconds: Number(ref - b.updatedAt) / 1e9, start: formatRFC3339Sec(b.createdAt), end: formatRFC3339Sec(b.updatedAt), snapshots: snaps.length, wal_segments: segs.length });
       }
+      const ltx = await ltxFilesIfLTX(r.client);
+      if (ltx.length > 0) {
+        // A Litestream 0.5 replica has no generations: one row for all it holds.
+        const times = ltx.map((f) => f.createdAt);
+        const start = times.reduce((a, b) => (b < a ? b : a));
+        const end = times.reduce((a, b) => (b > a ? b : a));
+        const maxTXID = ltx.reduce((a, f) => (f.maxTXID > a ? f.maxTXID : a), 0n);
+        rows.push([r.config.name, 'ltx', truncDuration(ref - end), formatRFC3339Sec(start), formatRFC3339Sec(end)]);
+        out.push({ replica: r.config.name, generation: 'ltx', format: 'ltx', lag_seconds: Number(ref - end) / 1e9, start: formatRFC3339Sec(start), end: formatRFC3339Sec(end), files: ltx.length, max_txid: formatTXID(maxTXID) });
+        process.stderr.write(`replica ${r.config.name} is a Litestream 0.5 (LTX) replica up to TXID ${formatTXID(maxTXID)} (${ltx.length} files): restore it with \`lsinit restore\` (-txid, -timestamp); \`lsinit snapshots\` and \`lsinit wal\` list its files\n`);
+      }
     }
     process.stdout.write(bool(p.flags, 'json') ? `${JSON.stringify(out)}\n` : table(rows));
     return 0;
@@ -75,6 +89,7 @@ export async function snapshotsCommand(argv: string[]): Promise<number> {
   try {
     const rows: string[][] = [['replica', 'generation', 'index', 'size', 'created']];
     const out: unknown[] = [];
+    const ltxRows: string[][] = [];
     for (const r of src.replicas) {
       for (const g of await r.client.generations()) {
         for (const s of await r.client.snapshots(g)) {
@@ -82,8 +97,9 @@ export async function snapshotsCommand(argv: string[]): Promise<number> {
           out.push({ replica: r.config.name, generation: g, index: s.index, size: s.size, created: formatRFC3339Sec(s.createdAt) });
         }
       }
+      ltxRows.push(...ltxTable(r.config.name, (await ltxFilesIfLTX(r.client)).filter((f) => f.level === 9), out));
     }
-    process.stdout.write(bool(p.flags, 'json') ? `${JSON.stringify(out)}\n` : table(rows));
+    process.stdout.write(bool(p.flags, 'json') ? `${JSON.stringify(out)}\n` : table(rows) + ltxSection(ltxRows, 'snapshots (level 9)'));
     return 0;
   } finally {
     await closeSource(src);
@@ -99,6 +115,7 @@ export async function walCommand(argv: string[]): Promise<number> {
     const only = str(p.flags, 'generation');
     const rows: string[][] = [['replica', 'generation', 'index', 'offset', 'size', 'created']];
     const out: unknown[] = [];
+    const ltxRows: string[][] = [];
     for (const r of src.replicas) {
       for (const g of await r.client.generations()) {
         if (only !== undefined && g !== only) continue;
@@ -107,12 +124,32 @@ export async function walCommand(argv: string[]): Promise<number> {
           out.push({ replica: r.config.name, generation: g, index: s.index, offset: s.offset, size: s.size, created: formatRFC3339Sec(s.createdAt) });
         }
       }
+      if (only === undefined || only === 'ltx') ltxRows.push(...ltxTable(r.config.name, (await ltxFilesIfLTX(r.client)).filter((f) => f.level < 9), out));
     }
-    process.stdout.write(bool(p.flags, 'json') ? `${JSON.stringify(out)}\n` : table(rows));
+    process.stdout.write(bool(p.flags, 'json') ? `${JSON.stringify(out)}\n` : table(rows) + ltxSection(ltxRows, 'transaction files (levels 0-8)'));
     return 0;
   } finally {
     await closeSource(src);
   }
+}
+
+/** The LTX files of a replica that has no Litestream 0.3 generations, else [] (one LIST more). */
+async function ltxFilesIfLTX(client: ReplicaClient): Promise<LTXFileInfo[]> {
+  if ((await client.generations()).length > 0) return [];
+  return listLTXFiles(client);
+}
+
+function ltxTable(replica: string, files: LTXFileInfo[], out: unknown[]): string[][] {
+  return files.map((f) => {
+    out.push({ replica, generation: 'ltx', format: 'ltx', level: f.level, min_txid: formatTXID(f.minTXID), max_txid: formatTXID(f.maxTXID), size: f.size, created: formatRFC3339Sec(f.createdAt) });
+    return [replica, String(f.level), formatTXID(f.minTXID), formatTXID(f.maxTXID), String(f.size), formatRFC3339Sec(f.createdAt)];
+  });
+}
+
+/** Litestream 0.5 files get their own table under the 0.3 one: their columns differ. */
+function ltxSection(rows: string[][], what: string): string {
+  if (rows.length === 0) return '';
+  return `\nLTX replica (Litestream 0.5) ${what}:\n${table([['replica', 'level', 'min_txid', 'max_txid', 'size', 'created'], ...rows])}`;
 }
 
 export async function databasesCommand(argv: string[], log: Logger): Promise<number> {

@@ -2,6 +2,7 @@
 import { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { restore } from '../restore/index.js';
+import { parseTXIDFlag } from '../format/ltx.js';
 import { parseRFC3339 } from '../util/time.js';
 import { bool, parseFlags, str, usage, type FlagSpec } from './flags.js';
 import { startProgress } from './progress.js';
@@ -13,6 +14,7 @@ const SPECS: Record<string, FlagSpec> = {
   replica: { type: 'string', help: 'restore from this replica only (by name)' },
   generation: { type: 'string', help: 'restore from this generation (16 hex)' },
   index: { type: 'string', help: 'restore through this WAL index (hex, as Litestream prints it)' },
+  txid: { type: 'string', help: 'restore a Litestream 0.5 (LTX) replica through this TXID (16 hex digits)' },
   timestamp: { type: 'string', help: 'restore to this point in time (RFC 3339, e.g. 2024-01-02T15:04:05Z)' },
   parallelism: { type: 'string', help: 'WAL indexes downloaded in parallel (default 8)' },
   'if-db-not-exists': { type: 'bool', help: 'exit 0 without restoring when the output already exists' },
@@ -38,9 +40,17 @@ export async function restoreCommand(argv: string[], log: Logger): Promise<numbe
     index = Number.parseInt(indexStr, 16);
     if (index > 0x7fffffff) throw new LsinitError('LSINIT_ERR_USAGE', `restore: -index ${indexStr} is above the maximum 7fffffff`);
   }
+  const txidStr = str(f, 'txid');
+  let txid: bigint | undefined;
+  if (txidStr !== undefined) {
+    txid = parseTXIDFlag(txidStr);
+    if (txid === undefined) throw new LsinitError('LSINIT_ERR_USAGE', `restore: invalid -txid ${JSON.stringify(txidStr)}: want 16 hex digits like 000000000000002a (Litestream 0.5's format)`);
+    if (index !== undefined || str(f, 'generation') !== undefined) throw new LsinitError('LSINIT_ERR_USAGE', 'restore: -txid (Litestream 0.5 replicas) cannot be combined with -index or -generation (Litestream 0.3 replicas)');
+  }
   const tsStr = str(f, 'timestamp');
   const timestamp = tsStr !== undefined ? parseRFC3339(tsStr) : undefined;
   if (index !== undefined && timestamp !== undefined) throw new LsinitError('LSINIT_ERR_USAGE', 'restore: cannot specify both -index and -timestamp');
+  if (txid !== undefined && timestamp !== undefined) throw new LsinitError('LSINIT_ERR_USAGE', 'restore: cannot specify both -txid and -timestamp');
   const generation = str(f, 'generation');
   if (generation !== undefined && !/^[0-9a-f]{16}$/.test(generation)) {
     throw new LsinitError('LSINIT_ERR_USAGE', `restore: invalid -generation ${JSON.stringify(generation)}: want 16 lowercase hex characters`);
@@ -63,6 +73,7 @@ export async function restoreCommand(argv: string[], log: Logger): Promise<numbe
         replicas: src.replicas.map((r) => ({ name: r.config.name, client: r.client })),
         ...(generation !== undefined ? { generation } : {}),
         ...(index !== undefined ? { index } : {}),
+        ...(txid !== undefined ? { txid } : {}),
         ...(timestamp !== undefined ? { timestamp } : {}),
         parallelism,
         ifDBNotExists: bool(f, 'if-db-not-exists'),

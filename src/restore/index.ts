@@ -1,11 +1,16 @@
 /** Restore as the CLI and the init run it: validation, target selection, the -if-* flags. */
 import { LsinitError } from '../errors.js';
 import { nullLogger, type Logger } from '../log/logger.js';
-import { executeRestore, outputExists, type RestoreProgress, type RestoreResult } from './restore.js';
+import { formatTXID } from '../format/ltx.js';
+import { executeLTXRestore } from './ltx.js';
+import { planLTXRestore } from './ltx-plan.js';
+import { executeRestore, outputExists, type ExecuteOptions, type RestoreProgress, type RestoreResult } from './restore.js';
 import { planRestore, type ReplicaCandidate, type RestoreRequest } from './target.js';
 
 export interface RestoreArgs extends RestoreRequest {
   output: string;
+  /** Litestream 0.5 `-txid`: restore an LTX replica through this TXID. */
+  txid?: bigint;
   replicas: ReplicaCandidate[];
   parallelism?: number;
   ifDBNotExists?: boolean;
@@ -16,7 +21,8 @@ export interface RestoreArgs extends RestoreRequest {
 }
 
 export type RestoreOutcome =
-  | { status: 'restored'; replica: string; generation: string; result: RestoreResult }
+  /** `generation` is `ltx` for a Litestream 0.5 replica, whose restore point is `txid`. */
+  | { status: 'restored'; replica: string; generation: string; result: RestoreResult; txid?: string }
   | { status: 'skipped-exists' }
   | { status: 'no-backups' };
 
@@ -24,6 +30,9 @@ export async function restore(args: RestoreArgs): Promise<RestoreOutcome> {
   const log = args.log ?? nullLogger;
   if (args.index !== undefined && args.timestamp !== undefined) {
     throw new LsinitError('LSINIT_ERR_USAGE', 'cannot specify both -index and -timestamp: choose one restore point');
+  }
+  if (args.txid !== undefined && (args.index !== undefined || args.timestamp !== undefined || args.generation !== undefined)) {
+    throw new LsinitError('LSINIT_ERR_USAGE', '-txid (Litestream 0.5 replicas) cannot be combined with -index, -generation or -timestamp: choose one restore point');
   }
   if (await outputExists(args.output)) {
     if (args.ifDBNotExists) {
@@ -36,7 +45,28 @@ export async function restore(args: RestoreArgs): Promise<RestoreOutcome> {
   if (args.generation !== undefined) req.generation = args.generation;
   if (args.index !== undefined) req.index = args.index;
   if (args.timestamp !== undefined) req.timestamp = args.timestamp;
-  const target = await planRestore(args.replicas, req);
+  const target = args.txid === undefined ? await planRestore(args.replicas, req) : undefined;
+  if (!target && args.generation === undefined && args.index === undefined) {
+    // No Litestream 0.3 generation matches: a Litestream 0.5 replica (ltx/) may.
+    const ltxTarget = { ...(args.txid !== undefined ? { txid: args.txid } : {}), ...(args.timestamp !== undefined ? { timestamp: args.timestamp } : {}) };
+    let ltx;
+    try {
+      ltx = await planLTXRestore(args.replicas, ltxTarget);
+    } catch (err) {
+      if (args.ifReplicaExists && err instanceof LsinitError && err.code === 'LSINIT_ERR_NO_BACKUPS') {
+        log.info('no matching backups found, skipping');
+        return { status: 'no-backups' };
+      }
+      throw err;
+    }
+    if (ltx) {
+      const result = await executeLTXRestore(ltx.replica.client, ltx.plan, executeOptions(args, log.child({ replica: ltx.replica.name })));
+      return { status: 'restored', replica: ltx.replica.name, generation: 'ltx', result, txid: result.txid };
+    }
+    if (args.txid !== undefined) {
+      throw new LsinitError('LSINIT_ERR_NO_BACKUPS', `no matching backup files available: -txid ${formatTXID(args.txid)} needs a Litestream 0.5 (LTX) replica, and none of ${args.replicas.map((r) => r.name).join(', ')} holds ltx/ files`);
+    }
+  }
   if (!target) {
     if (args.ifReplicaExists) {
       log.info('no matching backups found, skipping');
@@ -45,10 +75,14 @@ export async function restore(args: RestoreArgs): Promise<RestoreOutcome> {
     const what = args.generation ? ` in generation ${args.generation}` : '';
     throw new LsinitError('LSINIT_ERR_NO_BACKUPS', `no matching backups found${what}${args.timestamp !== undefined ? ' for that timestamp' : ''} (replicas: ${args.replicas.map((r) => r.name).join(', ')})`);
   }
-  const opts: Parameters<typeof executeRestore>[2] = { output: args.output, log: log.child({ replica: target.replica.name }) };
+  const result = await executeRestore(target.replica.client, target.plan, executeOptions(args, log.child({ replica: target.replica.name })));
+  return { status: 'restored', replica: target.replica.name, generation: target.plan.generation, result };
+}
+
+function executeOptions(args: RestoreArgs, log: Logger): ExecuteOptions {
+  const opts: ExecuteOptions = { output: args.output, log };
   if (args.parallelism !== undefined) opts.parallelism = args.parallelism;
   if (args.integrityCheck !== undefined) opts.integrityCheck = args.integrityCheck;
   if (args.onProgress) opts.onProgress = args.onProgress;
-  const result = await executeRestore(target.replica.client, target.plan, opts);
-  return { status: 'restored', replica: target.replica.name, generation: target.plan.generation, result };
+  return opts;
 }

@@ -54,6 +54,11 @@ export async function outputExists(p: string): Promise<boolean> {
   }
 }
 
+/** A fresh temp name beside `output` (same directory, so the final rename is atomic). */
+export function tempBeside(output: string): string {
+  return join(dirname(output), `.${basename(output)}.lsinit-restore-${randomBytes(4).toString('hex')}`);
+}
+
 export async function executeRestore(client: ReplicaClient, plan: RestorePlan, opts: ExecuteOptions): Promise<RestoreResult> {
   const log = opts.log ?? nullLogger;
   const output = opts.output;
@@ -62,7 +67,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
   }
   const dir = dirname(output);
   await fsp.mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(output)}.lsinit-restore-${randomBytes(4).toString('hex')}`);
+  const tmp = tempBeside(output);
   const tmpFiles = new Set<string>([tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]);
   const total = plan.snapshot.size + plan.indexes.reduce((a, x) => a + x.segments.reduce((b, s) => b + s.size, 0), 0);
   const progress: RestoreProgress = { downloaded: 0, total, applied: 0, indexes: plan.indexes.length };
@@ -185,14 +190,14 @@ async function downloadIndex(client: ReplicaClient, gen: string, index: number, 
  * Count bytes as they are consumed. (Not a 'data' listener: that switches the stream to flowing
  * mode, and chunks emitted before the decoder attaches its iterator would be lost.)
  */
-async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
+export async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncGenerator<Buffer> {
   for await (const c of src) {
     onBytes(c.length);
     yield c;
   }
 }
 
-function integrityCheck(path: string): void {
+export function integrityCheck(path: string): void {
   const db = new Database(path, { fileMustExist: true });
   try {
     const rows = db.pragma('integrity_check') as { integrity_check: string }[];
@@ -205,11 +210,11 @@ function integrityCheck(path: string): void {
   }
 }
 
-async function removeSidecars(p: string): Promise<void> {
+export async function removeSidecars(p: string): Promise<void> {
   for (const s of ['-wal', '-shm', '-journal']) await fsp.rm(`${p}${s}`, { force: true });
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+export async function fsyncDir(dir: string): Promise<void> {
   const fh = await fsp.open(dir, 'r');
   try {
     await fh.sync();
