@@ -22,7 +22,7 @@ import { assertAgeWritable, type AgeKeys } from '../config/age.js';
 import { configError } from './backend.js';
 import { LsinitError } from '../errors.js';
 import { hex8, walSegmentName } from '../format/paths.js';
-import type { Body, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from './client.js';
+import type { Body, ObjectInfo, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from './client.js';
 
 /** age's STREAM chunk: feeding whole chunks avoids re-buffering, yielding between them keeps signals flowing. */
 const CHUNK = 64 << 10;
@@ -52,6 +52,16 @@ export class AgeClient implements ReplicaClient {
   walSegments(g: string): Promise<WALSegmentInfo[]> { return this.inner.walSegments(g); }
   deleteWALSegments(ps: Pos[]): Promise<void> { return this.inner.deleteWALSegments(ps); }
   close(): Promise<void> { return this.inner.close(); }
+  listObjects(dir: string): Promise<ObjectInfo[]> { return this.inner.listObjects(dir); }
+
+  /** Objects by key are sealed and opened like every other object of an encrypted replica. */
+  async writeObject(key: string, body: Body): Promise<ObjectInfo> {
+    return this.inner.writeObject(key, await this.seal(body));
+  }
+
+  async objectReader(key: string): Promise<Readable> {
+    return this.open(await this.inner.objectReader(key), key);
+  }
 
   async writeSnapshot(g: string, i: number, body: Body): Promise<SnapshotInfo> {
     return this.inner.writeSnapshot(g, i, await this.seal(body));
