@@ -1,13 +1,12 @@
 /** `lsinit generations | snapshots | wal | databases` with Litestream's columns (tabwriter, padding 2). */
 import { stat } from 'node:fs/promises';
-import { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { formatTXID } from '../format/ltx.js';
 import type { ReplicaClient } from '../replica/client.js';
 import { listLTXFiles, type LTXFileInfo } from '../restore/ltx-plan.js';
 import { generationBounds } from '../restore/target.js';
 import { formatRFC3339Sec, nowNs } from '../util/time.js';
-import { bool, parseFlags, str, usage, type FlagSpec } from './flags.js';
+import { bool, noArgs, oneArg, parseFlags, str, usage, type FlagSpec } from '../util/flags.js';
 import { CONFIG_FLAGS, closeSource, openSource, readConfigFromFlags } from './sources.js';
 
 /** Go text/tabwriter with padding 2: every column but the last padded to its widest cell + 2. */
@@ -18,11 +17,6 @@ export function table(rows: string[][]): string {
 }
 
 const JSON_FLAG: FlagSpec = { type: 'bool', help: 'print JSON instead of a table (lsinit extension)' };
-
-function oneArg(args: string[], cmd: string): string {
-  if (args.length !== 1) throw new LsinitError('LSINIT_ERR_USAGE', args.length === 0 ? `${cmd}: database path or replica URL required` : `${cmd}: too many arguments`);
-  return args[0]!;
-}
 
 function truncDuration(ns: bigint): string {
   let s = Number(ns / 1_000_000_000n);
@@ -49,7 +43,7 @@ export async function generationsCommand(argv: string[]): Promise<number> {
   const specs = { ...CONFIG_FLAGS, replica: { type: 'string', help: 'only this replica' } as FlagSpec, json: JSON_FLAG };
   const p = parseFlags(argv, specs, 'generations');
   if (p.help) return void process.stdout.write(usage('generations', '[flags] DB_PATH|REPLICA_URL', specs)), 0;
-  const src = await openSource(oneArg(p.args, 'generations'), p.flags, 'generations');
+  const src = await openSource(oneArg(p.args, 'generations', 'DB_PATH|REPLICA_URL'), p.flags, 'generations');
   try {
     const ref = src.db ? ((await dbUpdatedAt(src.db.path)) ?? nowNs()) : nowNs();
     const rows: string[][] = [['name', 'generation', 'lag', 'start', 'end']];
@@ -85,7 +79,7 @@ export async function snapshotsCommand(argv: string[]): Promise<number> {
   const specs = { ...CONFIG_FLAGS, replica: { type: 'string', help: 'only this replica' } as FlagSpec, json: JSON_FLAG };
   const p = parseFlags(argv, specs, 'snapshots');
   if (p.help) return void process.stdout.write(usage('snapshots', '[flags] DB_PATH|REPLICA_URL', specs)), 0;
-  const src = await openSource(oneArg(p.args, 'snapshots'), p.flags, 'snapshots');
+  const src = await openSource(oneArg(p.args, 'snapshots', 'DB_PATH|REPLICA_URL'), p.flags, 'snapshots');
   try {
     const rows: string[][] = [['replica', 'generation', 'index', 'size', 'created']];
     const out: unknown[] = [];
@@ -110,7 +104,7 @@ export async function walCommand(argv: string[]): Promise<number> {
   const specs = { ...CONFIG_FLAGS, replica: { type: 'string', help: 'only this replica' } as FlagSpec, generation: { type: 'string', help: 'only this generation' } as FlagSpec, json: JSON_FLAG };
   const p = parseFlags(argv, specs, 'wal');
   if (p.help) return void process.stdout.write(usage('wal', '[flags] DB_PATH|REPLICA_URL', specs)), 0;
-  const src = await openSource(oneArg(p.args, 'wal'), p.flags, 'wal');
+  const src = await openSource(oneArg(p.args, 'wal', 'DB_PATH|REPLICA_URL'), p.flags, 'wal');
   try {
     const only = str(p.flags, 'generation');
     const rows: string[][] = [['replica', 'generation', 'index', 'offset', 'size', 'created']];
@@ -156,7 +150,7 @@ export async function databasesCommand(argv: string[], log: Logger): Promise<num
   const specs = { ...CONFIG_FLAGS, json: JSON_FLAG };
   const p = parseFlags(argv, specs, 'databases');
   if (p.help) return void process.stdout.write(usage('databases', '[flags]', specs)), 0;
-  if (p.args.length) throw new LsinitError('LSINIT_ERR_USAGE', 'databases: too many arguments');
+  noArgs(p.args, 'databases');
   const config = await readConfigFromFlags(p.flags);
   for (const w of config.warnings) log.warn(w);
   if (bool(p.flags, 'json')) {

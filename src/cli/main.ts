@@ -2,9 +2,10 @@
  * The lsinit binary: Litestream 0.3's subcommands, plus init mode (`lsinit [flags] -- CMD`).
  * The only module that calls process.exit.
  */
-import { LsinitError, errorMessage } from '../errors.js';
+import { LsinitError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { VERSION } from '../version.js';
+import { errorLine, exitCodeOf } from './exit-codes.js';
 
 // First thing: SIGUSR1 must never open Node's inspector (it is forwarded to the app in init mode).
 process.on('SIGUSR1', () => {});
@@ -72,9 +73,8 @@ run(process.argv.slice(2)).then(
   // close-time checkpoint deletes the -wal (see sqlite/db.ts).
   (code) => process.exit(code),
   (err: unknown) => {
-    const msg = errorMessage(err);
-    process.stderr.write(`lsinit: ${msg}\n`);
+    process.stderr.write(`${errorLine(err)}\n`);
     if (process.env['LSINIT_DEBUG'] && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    process.exit(1);
+    process.exit(exitCodeOf(err));
   },
 );

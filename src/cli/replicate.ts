@@ -6,8 +6,8 @@ import type { Config } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Controller } from '../replicate/controller.js';
-import { parseDuration } from '../util/time.js';
-import { bool, parseFlags, str, usage, type FlagSpec, type FlagValues } from './flags.js';
+import { requireDuration } from '../util/time.js';
+import { parseFlags, str, usage, type FlagSpec } from '../util/flags.js';
 import { CONFIG_FLAGS, readConfigFromFlags } from './sources.js';
 
 const SPECS: Record<string, FlagSpec> = {
@@ -19,8 +19,6 @@ const SPECS: Record<string, FlagSpec> = {
   'lease-max-wait': { type: 'string', help: 'longest wait for a replica lease with -lease-wait (default 5m)' },
   'no-lease': { type: 'bool', help: 'do not take the single-writer lease (lsinit-lease.json) on any replica' },
 };
-
-/** -lease-wait / -lease-max-wait / -no-lease override the config for every replica. */
 
 export function loggerFor(config: Config): Logger {
   const stream = config.logging.stderr ? process.stderr : process.stdout;
@@ -44,13 +42,10 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
   applyLeaseFlags(config, p.flags);
   const exec = str(p.flags, 'exec') ?? config.exec;
   const addr = str(p.flags, 'addr') ?? config.addr;
-  const stParsed = str(p.flags, 'shutdown-timeout');
+  const st = str(p.flags, 'shutdown-timeout');
   let shutdownMs: number | undefined = config.init.shutdownTimeoutMs;
-  if (stParsed !== undefined) {
-    const { parseDuration } = await import('../util/time.js');
-    const ms = parseDuration(stParsed);
-    if (ms === undefined || ms <= 0) throw new LsinitError('LSINIT_ERR_USAGE', `replicate: invalid -shutdown-timeout ${JSON.stringify(stParsed)}: use a duration like 9s`);
-    shutdownMs = ms;
+  if (st !== undefined) {
+    shutdownMs = requireDuration(st, '-shutdown-timeout', { min: 1 });
   }
   if (exec) {
     const { superviseWithConfig } = await import('../init/command.js');
@@ -60,39 +55,46 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
   }
   const log = loggerFor(config);
   for (const w of config.warnings) log.warn(w);
-  if (config.dbs.length === 0) log.error('no databases specified in configuration');
+  if (config.dbs.length === 0) throw new LsinitError('LSINIT_ERR_CONFIG', `replicate: no databases specified in configuration${config.file ? ` ${config.file}` : ''}; list them under dbs:`);
   const controller = new Controller(config, log);
   for (const d of controller.describe()) log.info('initialized db', { path: d.db, replicas: d.replicas.join(' ') });
-  let stopping = false;
-  const stopped = new Promise<NodeJS.Signals>((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn('second signal received, exiting without waiting for the final sync', { signal: sig });
-        process.exit(1);
-      }
-      stopping = true;
-      resolve(sig);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
-  });
-  await controller.start();
-  // Litestream 0.3 starts the metrics server after opening the databases; a bind failure is
-  // logged and replication goes on (replicate.go: "cannot start metrics server").
-  let metrics: { close(): Promise<void> } | undefined;
-  if (addr) {
-    const { startMetricsServer } = await import('../metrics/server.js');
-    metrics = await startMetricsServer({ addr, controller, log }).catch((err: unknown) => {
-      log.error('cannot start metrics server', { error: errorMessage(err) });
-      return undefined;
-    });
-  }
-  log.info('replicating', { dbs: config.dbs.length });
-  const sig = await stopped;
-  log.info('signal received, litestream shutting down', { signal: sig });
-  const { failures } = await controller.close({ deadline: Date.now() + (shutdownMs ?? 9000) });
-  await metrics?.close();
-  for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
-  log.info('litestream shut down');
-  return failures.length ? 1 : 0;
+  // The first SIGINT/SIGTERM starts the final sync; a second one ends the command at once (main.ts
+  // exits with 1 without waiting for the sync still running).
+  let signals = 0;
+  let firstSignal!: (sig: NodeJS.Signals) => void;
+  let secondSignal!: () => void;
+  const stopped = new Promise<NodeJS.Signals>((resolve) => (firstSignal = resolve));
+  const abandoned = new Promise<number>((resolve) => (secondSignal = () => resolve(1)));
+  const on = (sig: NodeJS.Signals) => {
+    if (++signals === 1) return firstSignal(sig);
+    log.warn('second signal received, exiting without waiting for the final sync', { signal: sig });
+    secondSignal();
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  // Everything from here runs in a race with the second signal: a start-up or a final sync that hangs
+  // on an unreachable replica must not keep lsinit alive after it.
+  const serve = async (): Promise<number> => {
+    await controller.start();
+    // Litestream 0.3 starts the metrics server after opening the databases; a bind failure is
+    // logged and replication goes on (replicate.go: "cannot start metrics server").
+    let metrics: { close(): Promise<void> } | undefined;
+    if (addr) {
+      const { startMetricsServer } = await import('../metrics/server.js');
+      metrics = await startMetricsServer({ addr, controller, log }).catch((err: unknown) => {
+        log.error('cannot start metrics server', { error: errorMessage(err) });
+        return undefined;
+      });
+    }
+    log.info('replicating', { dbs: config.dbs.length });
+    const sig = await stopped;
+    // lsinit's own name, not Litestream's "litestream shutting down": docs/migrating.md (log lines).
+    log.info('signal received, lsinit shutting down', { signal: sig });
+    const { failures } = await controller.close({ deadline: Date.now() + (shutdownMs ?? 9000) });
+    await metrics?.close();
+    for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
+    log.info('lsinit shut down');
+    return failures.length ? 1 : 0;
+  };
+  return Promise.race([serve(), abandoned]);
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.js';
 import { restore } from '../restore/index.js';
 import { parseTXIDFlag } from '../format/ltx.js';
 import { parseRFC3339 } from '../util/time.js';
-import { bool, parseFlags, str, usage, type FlagSpec } from './flags.js';
+import { bool, oneArg, parseFlags, str, usage, type FlagSpec } from '../util/flags.js';
 import { startProgress } from './progress.js';
 import { CONFIG_FLAGS, closeSource, openSource } from './sources.js';
 
@@ -13,7 +13,7 @@ const SPECS: Record<string, FlagSpec> = {
   o: { type: 'string', help: 'output path (default: the database path; required with a replica URL)' },
   replica: { type: 'string', help: 'restore from this replica only (by name)' },
   generation: { type: 'string', help: 'restore from this generation (16 hex)' },
-  index: { type: 'string', help: 'restore through this WAL index (hex, as Litestream prints it)' },
+  index: { type: 'string', help: 'restore through this WAL index, in hexadecimal as in Litestream (`lsinit wal` prints decimal: 26 is -index 1a)' },
   txid: { type: 'string', help: 'restore a Litestream 0.5 (LTX) replica through this TXID (16 hex digits)' },
   timestamp: { type: 'string', help: 'restore to this point in time (RFC 3339, e.g. 2024-01-02T15:04:05Z)' },
   parallelism: { type: 'string', help: 'WAL indexes downloaded in parallel (default 8)' },
@@ -29,15 +29,18 @@ export async function restoreCommand(argv: string[], log: Logger): Promise<numbe
     process.stdout.write(usage('restore', '[flags] DB_PATH|REPLICA_URL', SPECS));
     return 0;
   }
-  if (p.args.length !== 1) {
-    throw new LsinitError('LSINIT_ERR_USAGE', p.args.length === 0 ? 'restore: database path or replica URL required' : `restore: too many arguments (flags must come before the path): ${p.args.slice(1).join(' ')}`);
-  }
+  const arg = oneArg(p.args, 'restore', 'DB_PATH|REPLICA_URL');
   const f = p.flags;
   const indexStr = str(f, 'index');
   let index: number | undefined;
   if (indexStr !== undefined) {
-    if (!/^[0-9a-fA-F]{1,8}$/.test(indexStr)) throw new LsinitError('LSINIT_ERR_USAGE', `restore: invalid -index ${JSON.stringify(indexStr)}: want a hex WAL index like 0000001a`);
-    index = Number.parseInt(indexStr, 16);
+    // Hexadecimal, as Litestream 0.3 parses it (main.go indexVar); `lsinit wal` prints decimal, as Litestream's does.
+    const hex = indexStr.replace(/^0x/i, '');
+    if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) {
+      const n = /^\d+$/.test(indexStr) ? Number(indexStr) : 26;
+      throw new LsinitError('LSINIT_ERR_USAGE', `restore: invalid -index ${JSON.stringify(indexStr)}: -index is a hexadecimal WAL index as in Litestream, e.g. 1a or 0000001a; \`lsinit wal\` lists indexes in decimal (index ${n} is -index ${n.toString(16)})`);
+    }
+    index = Number.parseInt(hex, 16);
     if (index > 0x7fffffff) throw new LsinitError('LSINIT_ERR_USAGE', `restore: -index ${indexStr} is above the maximum 7fffffff`);
   }
   const txidStr = str(f, 'txid');
@@ -58,7 +61,7 @@ export async function restoreCommand(argv: string[], log: Logger): Promise<numbe
   const parStr = str(f, 'parallelism');
   const parallelism = parStr !== undefined ? Number(parStr) : 8;
   if (!Number.isInteger(parallelism) || parallelism < 1) throw new LsinitError('LSINIT_ERR_USAGE', `restore: -parallelism must be a positive integer, got ${JSON.stringify(parStr)}`);
-  const src = await openSource(p.args[0]!, f, 'restore');
+  const src = await openSource(arg, f, 'restore');
   try {
     for (const w of src.config.warnings) log.warn(w);
     let output = str(f, 'o');

@@ -4,7 +4,7 @@ import { absPath, configFromArgs, isURL, loadConfig, replicaFromURL } from '../c
 import type { Config, DBConfig, ReplicaConfig } from '../config/types.js';
 import type { ReplicaClient } from '../replica/client.js';
 import { createClient } from '../replica/create.js';
-import { bool, str, type FlagSpec, type FlagValues } from './flags.js';
+import { bool, str, type FlagSpec, type FlagValues } from '../util/flags.js';
 
 export const CONFIG_FLAGS: Record<string, FlagSpec> = {
   config: { type: 'string', help: 'path to the config file (default $LITESTREAM_CONFIG or /etc/litestream.yml)' },

@@ -1,6 +1,5 @@
 /** The lease flags shared by `lsinit replicate` and init mode: -no-lease, -lease-wait, -lease-max-wait. */
-import { LsinitError } from '../errors.js';
-import { parseDuration } from '../util/time.js';
+import { requireDuration } from '../util/time.js';
 import { DEFAULT_LEASE } from './load.js';
 import type { Config } from './types.js';
 
@@ -12,8 +11,7 @@ export function applyLeaseFlags(config: Config, flags: LeaseFlags): void {
   const mw = typeof flags['lease-max-wait'] === 'string' ? flags['lease-max-wait'] : undefined;
   let maxWaitMs: number | undefined;
   if (mw !== undefined) {
-    maxWaitMs = parseDuration(mw);
-    if (maxWaitMs === undefined || !Number.isFinite(maxWaitMs) || maxWaitMs < 0) throw new LsinitError('LSINIT_ERR_USAGE', `invalid -lease-max-wait ${JSON.stringify(mw)}: use a duration like 2m`);
+    maxWaitMs = requireDuration(mw, '-lease-max-wait', { min: 0 });
   }
   for (const db of config.dbs) {
     for (const rc of db.replicas) {

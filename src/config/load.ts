@@ -11,9 +11,10 @@ import { LsinitError } from '../errors.js';
 import type { Level } from '../log/logger.js';
 import { configError } from '../replica/backend.js';
 import { backendFor, backends } from '../replica/clients/registry.js';
-import { parseDuration } from '../util/time.js';
+import { requireDuration } from '../util/time.js';
 import { parseAge, verifyAgeKeys } from './age.js';
 import { expandEnv } from './expand.js';
+import { missingList, unknownKeyWarnings } from './keys.js';
 import type { Config, DBConfig, InitConfig, LeaseConfig, ReplicaConfig } from './types.js';
 
 export const DEFAULTS = {
@@ -126,9 +127,7 @@ function isMap(v: unknown): v is Record<string, unknown> {
 }
 
 function warnUnknown(raw: Record<string, unknown>, allowed: readonly string[], keyPath: string, ctx: Ctx) {
-  for (const k of Object.keys(raw)) {
-    if (!allowed.includes(k)) ctx.warnings.push(`${keyPath ? `${keyPath}.` : ''}${k}: unknown key, ignored (check the spelling)`);
-  }
+  ctx.warnings.push(...unknownKeyWarnings(raw, allowed, keyPath));
 }
 
 function str(raw: Record<string, unknown>, key: string, keyPath: string): string | undefined {
@@ -143,10 +142,7 @@ function duration(raw: Record<string, unknown>, key: string, keyPath: string, df
   const v = raw[key];
   if (v === undefined || v === null || v === '') return dflt;
   if (typeof v !== 'string' && typeof v !== 'number') throw configError(`${keyPath}.${key}`, `must be a duration like "1s" or "500ms", got ${typeof v}`);
-  const ms = parseDuration(v);
-  if (ms === undefined) throw configError(`${keyPath}.${key}`, `invalid duration ${JSON.stringify(v)}: use Go duration syntax like "1s", "500ms", "1h30m" (no days)`);
-  if (opts.min !== undefined && ms < opts.min) throw configError(`${keyPath}.${key}`, `must be at least ${opts.min} ms, got ${JSON.stringify(v)}`);
-  return ms;
+  return requireDuration(v, `${keyPath}.${key}`, { code: 'LSINIT_ERR_CONFIG', ...opts });
 }
 
 function optDuration(raw: Record<string, unknown>, key: string, keyPath: string): number | undefined {
@@ -189,7 +185,8 @@ function buildConfig(doc: unknown, ctx: Ctx): Config {
   if (sk) global.secretAccessKey = sk;
   const logging = buildLogging(doc['logging']);
   ctx.lease = buildLease(doc['lease'], 'lease', DEFAULT_LEASE, ctx);
-  const dbsRaw = doc['dbs'] ?? [];
+  const dbsRaw = doc['dbs'];
+  if (dbsRaw === undefined || dbsRaw === null) throw missingList(doc, 'dbs', TOP_KEYS, '', 'the config lists no databases (dbs: with a path: and replicas: for each)');
   if (!Array.isArray(dbsRaw)) throw configError('dbs', 'must be a list of databases (each with a path: and replicas:)');
   let exec = str(doc, 'exec', '');
   const dbs: DBConfig[] = [];
@@ -281,8 +278,11 @@ function buildDB(raw: Record<string, unknown>, kp: string, global: { accessKeyId
   if (!p) throw configError(`${kp}.path`, 'is required: the absolute path of the SQLite database file');
   const path = absPath(p, ctx.cwd);
   const meta = str(raw, 'meta-path', kp);
-  const replicasRaw = raw['replicas'] ?? [];
+  const replicasRaw = raw['replicas'];
+  const noReplicas = 'the database has no replicas; add at least one, e.g. replicas: [{url: file:///backups/app}]';
+  if (replicasRaw === undefined || replicasRaw === null) throw missingList(raw, 'replicas', DB_KEYS, kp, noReplicas);
   if (!Array.isArray(replicasRaw)) throw configError(`${kp}.replicas`, 'must be a list of replicas');
+  if (replicasRaw.length === 0) throw configError(`${kp}.replicas`, `is empty: ${noReplicas}`);
   const db: DBConfig = {
     path,
     metaPath: meta ? absPath(meta, ctx.cwd) : defaultMetaPath(path),
@@ -377,7 +377,15 @@ function leaseField(lease: LeaseConfig | undefined): { lease?: LeaseConfig } {
 /** One replica from a URL given on the command line. */
 export function replicaFromURL(u: string, label: string, ctx: Ctx = { env: process.env, cwd: process.cwd(), warnings: [] }): ReplicaConfig {
   if (!isURL(u)) throw configError(label, `replica url scheme required, e.g. s3://bucket/path or file:///dir (got ${JSON.stringify(redactForError(u))})`);
-  return buildReplica({ url: u }, label, {}, ctx);
+  try {
+    return buildReplica({ url: u }, label, {}, ctx);
+  } catch (err) {
+    // `replica URL.url: ...` is the config's key-path wording; on the command line, name the URL itself.
+    if (err instanceof LsinitError && err.message.startsWith(`${label}.url: `)) {
+      throw new LsinitError(err.code, `${label} "${redactForError(u)}": ${err.message.slice(label.length + 6)}`, { fields: err.fields, cause: err });
+    }
+    throw err;
+  }
 }
 
 /** `lsinit replicate DB_PATH URL...` / a URL argument to restore & co: a config without a file. */

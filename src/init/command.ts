@@ -10,9 +10,10 @@ import { secretValues } from '../config/secrets.js';
 import type { Config, InitConfig } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { bool, parseFlags, str, type FlagSpec } from '../util/flags.js';
+import { requireDuration } from '../util/time.js';
 import type { ControllerLike } from '../replicate/types.js';
 import { defaultShutdownTimeout } from './budget.js';
-import { parseDuration } from './duration.js';
 import { stripCredentials } from './env.js';
 import { SignalHub, type SignalSource } from './signal-hub.js';
 import { parseRewrite } from './signals.js';
@@ -72,56 +73,55 @@ export interface ParsedInitArgs {
   addr?: string;
 }
 
-const BOOL = new Set(['no-expand-env', 'process-group', 'strip-credentials', 'h', 'help', 'no-lease', 'lease-wait']);
-const VALUE = new Set(['config', 'exec', 'shutdown-timeout', 'kill-grace', 'signal-rewrite', 'lease-max-wait', 'addr']);
+const SPECS: Record<string, FlagSpec> = {
+  config: { type: 'string', help: 'config file' },
+  'no-expand-env': { type: 'bool', help: 'do not expand $VAR' },
+  exec: { type: 'string', help: 'command line to run' },
+  'shutdown-timeout': { type: 'string', help: 'total shutdown budget' },
+  'kill-grace': { type: 'string', help: 'grace for leftover processes' },
+  'signal-rewrite': { type: 'string', multi: true, help: 'rewrite a forwarded signal' },
+  'process-group': { type: 'bool', help: 'signal the whole process group' },
+  'strip-credentials': { type: 'bool', help: 'remove credentials from the environment' },
+  addr: { type: 'string', help: 'metrics address' },
+  'no-lease': { type: 'bool', help: 'no single-writer lease' },
+  'lease-wait': { type: 'bool', help: 'wait for a lease' },
+  'lease-max-wait': { type: 'string', help: 'longest lease wait' },
+};
 
 function usage(message: string): LsinitError {
   return new LsinitError('LSINIT_ERR_USAGE', message);
 }
 
-function parseBool(name: string, v: string): boolean {
-  if (/^(1|t|true)$/i.test(v)) return true;
-  if (/^(0|f|false)$/i.test(v)) return false;
-  throw usage(`invalid boolean value "${v}" for -${name}`);
-}
-
+/** Init mode's flags, through the same Go-style parser as every other command (util/flags.ts). */
 export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
-  const out: ParsedInitArgs = { help: false, expandEnv: true, overrides: {}, leaseFlags: {} };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    if (arg === '--') {
-      out.command = args.slice(i + 1);
-      if (out.command.length === 0) throw usage('no command after --');
-      break;
-    }
-    const m = /^--?([^=]+)(?:=(.*))?$/s.exec(arg);
-    if (m === null) throw usage(`unexpected argument "${arg}": put the command after --, e.g. lsinit -- ${arg}`);
-    const name = m[1] as string;
-    let value = m[2];
-    if (BOOL.has(name)) {
-      const on = value === undefined ? true : parseBool(name, value);
-      if (name === 'h' || name === 'help') out.help = on;
-      else if (name === 'no-expand-env') out.expandEnv = !on;
-      else if (name === 'no-lease' || name === 'lease-wait') out.leaseFlags[name] = on;
-      else if (name === 'process-group') out.overrides.processGroup = on;
-      else out.overrides.stripCredentials = on;
-      continue;
-    }
-    if (!VALUE.has(name)) throw usage(`flag provided but not defined: -${name}`);
-    if (value === undefined) {
-      if (i + 1 >= args.length) throw usage(`flag needs an argument: -${name}`);
-      value = args[++i] as string;
-    }
-    if (name === 'config') out.config = value;
-    else if (name === 'exec') out.exec = value;
-    else if (name === 'shutdown-timeout') out.overrides.shutdownTimeoutMs = parseDuration(value, '-shutdown-timeout');
-    else if (name === 'kill-grace') out.overrides.killGraceMs = parseDuration(value, '-kill-grace');
-    else if (name === 'lease-max-wait') out.leaseFlags[name] = value;
-    else if (name === 'addr') out.addr = value;
-    else (out.overrides.signalRewrite ??= []).push(value);
+  const p = parseFlags([...args], SPECS, 'init');
+  const out: ParsedInitArgs = { help: p.help, expandEnv: !bool(p.flags, 'no-expand-env'), overrides: {}, leaseFlags: {} };
+  if (p.args.length > 0) throw usage(`init: unexpected argument "${p.args[0]}": put the command after --, e.g. lsinit -- ${p.args.join(' ')}`);
+  if (p.rest !== undefined) {
+    if (p.rest.length === 0) throw usage('init: no command after --');
+    out.command = p.rest;
   }
-  if (out.command !== undefined && out.exec !== undefined) throw usage('give the command either after -- or with -exec, not both');
-  if (out.overrides.shutdownTimeoutMs === 0) throw usage('-shutdown-timeout must be greater than 0');
+  const f = p.flags;
+  const config = str(f, 'config');
+  if (config !== undefined) out.config = config;
+  const exec = str(f, 'exec');
+  if (exec !== undefined) out.exec = exec;
+  const addr = str(f, 'addr');
+  if (addr !== undefined) out.addr = addr;
+  const st = str(f, 'shutdown-timeout');
+  if (st !== undefined) out.overrides.shutdownTimeoutMs = Math.round(requireDuration(st, '-shutdown-timeout', { min: 0 }));
+  const kg = str(f, 'kill-grace');
+  if (kg !== undefined) out.overrides.killGraceMs = Math.round(requireDuration(kg, '-kill-grace', { min: 0 }));
+  const rw = f['signal-rewrite'];
+  if (Array.isArray(rw)) out.overrides.signalRewrite = rw;
+  for (const name of ['process-group', 'strip-credentials'] as const) {
+    if (typeof f[name] === 'boolean') out.overrides[name === 'process-group' ? 'processGroup' : 'stripCredentials'] = f[name];
+  }
+  for (const name of ['no-lease', 'lease-wait', 'lease-max-wait'] as const) {
+    if (f[name] !== undefined) out.leaseFlags[name] = f[name];
+  }
+  if (out.command !== undefined && out.exec !== undefined) throw usage('init: give the command either after -- or with -exec, not both');
+  if (out.overrides.shutdownTimeoutMs === 0) throw usage('init: -shutdown-timeout must be greater than 0');
   return out;
 }
 

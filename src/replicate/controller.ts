@@ -211,7 +211,7 @@ export class Controller implements ControllerLike {
       for (const r of e.replicas) {
         if (r.cfg.retentionMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
         if (r.cfg.snapshotIntervalMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.maybeSnapshot().catch((err) => this.replicaError(e, r, err, 'snapshot'))), Math.min(r.cfg.snapshotIntervalMs, 1000)));
-        if (r.cfg.validationIntervalMs > 0) e.log.warn('validation-interval is accepted but not implemented by lsinit yet; restore tests cover it', { replica: r.name });
+        if (r.cfg.validationIntervalMs > 0) e.log.warn('validation-interval is not implemented by lsinit yet: this replica is not validated; remove the key to silence this warning', { replica: r.name });
       }
     }
   }

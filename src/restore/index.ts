@@ -2,10 +2,11 @@
 import { LsinitError } from '../errors.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import { formatTXID } from '../format/ltx.js';
+import { formatRFC3339 } from '../util/time.js';
 import { executeLTXRestore } from './ltx.js';
 import { planLTXRestore } from './ltx-plan.js';
 import { executeRestore, outputExists, type ExecuteOptions, type RestoreProgress, type RestoreResult } from './restore.js';
-import { planRestore, type ReplicaCandidate, type RestoreRequest } from './target.js';
+import { generationBounds, planRestore, type ReplicaCandidate, type RestoreRequest } from './target.js';
 
 export interface RestoreArgs extends RestoreRequest {
   output: string;
@@ -73,7 +74,8 @@ export async function restore(args: RestoreArgs): Promise<RestoreOutcome> {
       return { status: 'no-backups' };
     }
     const what = args.generation ? ` in generation ${args.generation}` : '';
-    throw new LsinitError('LSINIT_ERR_NO_BACKUPS', `no matching backups found${what}${args.timestamp !== undefined ? ' for that timestamp' : ''} (replicas: ${args.replicas.map((r) => r.name).join(', ')})`);
+    const when = args.timestamp !== undefined ? ` for that timestamp${await availableTimes(args.replicas, args.generation)}` : '';
+    throw new LsinitError('LSINIT_ERR_NO_BACKUPS', `no matching backups found${what}${when} (replicas: ${args.replicas.map((r) => r.name).join(', ')})`);
   }
   const result = await executeRestore(target.replica.client, target.plan, executeOptions(args, log.child({ replica: target.replica.name })));
   return { status: 'restored', replica: target.replica.name, generation: target.plan.generation, result };
@@ -85,4 +87,25 @@ function executeOptions(args: RestoreArgs, log: Logger): ExecuteOptions {
   if (args.integrityCheck !== undefined) opts.integrityCheck = args.integrityCheck;
   if (args.onProgress) opts.onProgress = args.onProgress;
   return opts;
+}
+
+/**
+ * For a -timestamp outside every generation: the times that can be restored, so the refusal (kept as in
+ * Litestream 0.3.13, docs/restore.md) says what to ask for instead. Only on this error path.
+ */
+async function availableTimes(replicas: ReplicaCandidate[], generation: string | undefined): Promise<string> {
+  let oldest: bigint | undefined;
+  let newest: bigint | undefined;
+  for (const r of replicas) {
+    for (const g of await r.client.generations()) {
+      if (generation !== undefined && g !== generation) continue;
+      const [snaps, segs] = await Promise.all([r.client.snapshots(g), r.client.walSegments(g)]);
+      const b = generationBounds(g, snaps, segs);
+      if (!b) continue;
+      if (oldest === undefined || b.createdAt < oldest) oldest = b.createdAt;
+      if (newest === undefined || b.updatedAt > newest) newest = b.updatedAt;
+    }
+  }
+  if (oldest === undefined || newest === undefined) return ': the replicas hold no backups';
+  return `: backups cover ${formatRFC3339(oldest)} to ${formatRFC3339(newest)} (the newest time available); pass a -timestamp in that range (\`lsinit generations\` lists each generation's), or none for the latest state`;
 }

@@ -158,7 +158,14 @@ export class DB {
     const real = readWALHeaderFile(this.walPath);
     // Litestream's verifyHeadersMatch: a restart after the WAL changed starts a new generation.
     if (!st || !real || !st.headerBytes.equals(real)) {
-      this.log.info('shadow WAL does not match the real WAL; a new generation will start', { generation: gen });
+      // Say what happened since the last run; sync() logs it again as the new generation's reason.
+      const why = !real
+        ? 'the WAL was removed since the last run (the last connection closed the database, e.g. the sqlite3 shell, or it was restored)'
+        : !st
+          ? 'the shadow WAL of the last run is unreadable'
+          : 'the WAL was reset since the last run (checkpointed by another process, or the database was replaced or restored)';
+      this.log.info(`generation ${gen} cannot continue: ${why}; a new generation will start`, { generation: gen });
+      this.forceGeneration = why;
       rmSync(genFile, { force: true });
       return;
     }
@@ -252,7 +259,11 @@ export class DB {
   }
 
   private verify(): { reason?: string; restart: boolean } {
-    if (!this.generation || !this.shadow) return { reason: 'no generation exists', restart: false };
+    if (!this.generation || !this.shadow) {
+      const reason = this.forceGeneration ?? 'no generation exists';
+      this.forceGeneration = undefined;
+      return { reason, restart: false };
+    }
     if (this.forceGeneration) {
       const reason = this.forceGeneration;
       this.forceGeneration = undefined;

@@ -49,14 +49,15 @@ export function nowNs(): TimeNs {
 const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
- * Go's time.ParseDuration ("1s", "1m30s", "500ms", "-1h"), in ms. A bare integer is nanoseconds,
- * as yaml.v2 decodes it into time.Duration. Returns undefined on bad input.
+ * Go's time.ParseDuration ("1s", "1m30s", "500ms", "-1h"), in ms; undefined on bad input. The one
+ * duration parser of lsinit: flags and config keys alike. A bare number other than 0 is refused, as
+ * Go's ParseDuration refuses it ("missing unit"): Litestream would read `sync-interval: 9` from YAML
+ * as 9 nanoseconds, which nobody means (docs/configuration.md).
  */
 export function parseDuration(v: string | number): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && Math.abs(v) <= 9.2e18 ? v / 1e6 : undefined;
+  if (typeof v === 'number') return v === 0 ? 0 : undefined;
   let s = v.trim();
-  if (s === '0') return 0;
-  if (/^-?\d+$/.test(s)) return Math.abs(Number(s)) <= 9.2e18 ? Number(s) / 1e6 : undefined;
+  if (/^[-+]?0$/.test(s)) return 0;
   let sign = 1;
   if (s.startsWith('-') || s.startsWith('+')) {
     if (s[0] === '-') sign = -1;
@@ -76,6 +77,25 @@ export function parseDuration(v: string | number): number | undefined {
   // Go's ParseDuration rejects anything past int64 nanoseconds (~292 years); so do we.
   if (!Number.isFinite(total) || total > 9.2e12) return undefined;
   return sign * total;
+}
+
+/** Why `v` is not a duration, for an error message that names the flag or key. */
+export function durationHint(v: string | number): string {
+  const bare = typeof v === 'number' || /^\s*[-+]?\d+(\.\d*)?\s*$/.test(v);
+  return `${bare ? `a number needs a unit, e.g. "${String(v).trim()}s"` : 'use Go duration syntax'} (500ms, 9s, 1m30s, 24h; no days)`;
+}
+
+/**
+ * parseDuration for a flag or key: a usage error (flags) or config error (keys) naming `what`,
+ * or when `min` is not met.
+ */
+export function requireDuration(v: string | number, what: string, opts: { code?: 'LSINIT_ERR_USAGE' | 'LSINIT_ERR_CONFIG'; min?: number } = {}): number {
+  const ms = parseDuration(v);
+  const code = opts.code ?? 'LSINIT_ERR_USAGE';
+  const fields = { key: what, value: String(v) };
+  if (ms === undefined) throw new LsinitError(code, `${what}: invalid duration ${JSON.stringify(v)}: ${durationHint(v)}`, { fields });
+  if (opts.min !== undefined && ms < opts.min) throw new LsinitError(code, `${what}: ${opts.min <= 1 ? `must be greater than ${opts.min === 1 ? 0 : -1}` : `must be at least ${formatDuration(opts.min)}`}, got ${JSON.stringify(v)}`, { fields });
+  return ms;
 }
 
 export function formatDuration(ms: number): string {

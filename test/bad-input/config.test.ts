@@ -31,7 +31,8 @@ describe('bad configuration is refused with a clear message, changing nothing', 
     writeFileSync(p, text);
     const before = tree(data, conf);
     const r = await lsinit([...args.slice(0, 1), '-config', p, ...args.slice(1)], { timeout: 20_000, ...(opts.env ? { env: opts.env } : {}) });
-    assert.equal(r.exitCode, 1, `exit ${r.exitCode}\n${r.stdout}${r.stderr}`);
+    assert.equal(r.exitCode, 78, `exit ${r.exitCode}\n${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /^lsinit: LSINIT_ERR_CONFIG: /);
     assert.match(r.stderr, pattern);
     assert.equal(r.stderr.trim().split('\n').length, 1, `one line, got:\n${r.stderr}`);
     assert.deepEqual(treeDiff(before, tree(data, conf)), []);
@@ -57,7 +58,7 @@ describe('bad configuration is refused with a clear message, changing nothing', 
   });
 
   it('wrong types name the key path', async () => {
-    await refused(`dbs:\n  path: ${db}\n`, ['replicate'], /^lsinit: dbs: must be a list/);
+    await refused(`dbs:\n  path: ${db}\n`, ['replicate'], /^lsinit: LSINIT_ERR_CONFIG: dbs: must be a list/);
     await refused(cfg(`      - path: ${replica}\n        sync-interval: [1s]\n`), ['replicate'], /dbs\[0\]\.replicas\[0\]\.sync-interval: must be a duration/);
     await refused(cfg(`      - path: ${replica}\n`, '    min-checkpoint-page-count: many\n'), ['replicate'], /dbs\[0\]\.min-checkpoint-page-count: must be an integer, got "many"/);
     await refused(`dbs:\n  - path: ${db}\n    replicas: s3://bucket/x\n`, ['replicate'], /dbs\[0\]\.replicas: must be a list/);
@@ -72,9 +73,20 @@ describe('bad configuration is refused with a clear message, changing nothing', 
 
   it('bad durations: days, negative, words, units alone', async () => {
     await refused(cfg(`      - path: ${replica}\n        retention: 1d\n`), ['replicate'], /dbs\[0\]\.replicas\[0\]\.retention: invalid duration "1d".*no days/);
-    await refused(cfg(`      - path: ${replica}\n        sync-interval: -1s\n`), ['replicate'], /dbs\[0\]\.replicas\[0\]\.sync-interval: must be at least 1 ms, got "-1s"/);
+    await refused(cfg(`      - path: ${replica}\n        sync-interval: -1s\n`), ['replicate'], /dbs\[0\]\.replicas\[0\]\.sync-interval: must be greater than 0, got "-1s"/);
     await refused(cfg(`      - path: ${replica}\n        snapshot-interval: hourly\n`), ['replicate'], /dbs\[0\]\.replicas\[0\]\.snapshot-interval: invalid duration "hourly"/);
     await refused(cfg(`      - path: ${replica}\n`, '    monitor-interval: ms\n'), ['replicate'], /dbs\[0\]\.monitor-interval: invalid duration "ms"/);
+  });
+
+  it('a bare number as a duration is refused naming the key (Litestream would read 9 nanoseconds)', async () => {
+    await refused(cfg(`      - path: ${replica}\n        sync-interval: 9\n`), ['replicate'], /dbs\[0\]\.replicas\[0\]\.sync-interval: invalid duration 9: a number needs a unit, e.g. "9s"/);
+    await refused(cfg(`      - path: ${replica}\n        retention: "86400"\n`), ['replicate'], /dbs\[0\]\.replicas\[0\]\.retention: invalid duration "86400": a number needs a unit/);
+  });
+
+  it('db: for dbs:, replica: for replicas:, and a config with no databases exit non-zero naming the keys', async () => {
+    await refused(`db:\n  - path: ${db}\n    replicas:\n      - path: ${replica}\n`, ['replicate'], /dbs: missing: .*unknown key "db" \(did you mean dbs\?\)/);
+    await refused(`dbs:\n  - path: ${db}\n    replica:\n      - path: ${replica}\n`, ['replicate'], /dbs\[0\]\.replicas: missing: .*unknown key "replica" \(did you mean replicas\?\)/);
+    await refused('dbs: []\n', ['replicate'], /replicate: no databases specified in configuration/);
   });
 
   it('a duration too large for a number is refused, not read as Infinity (Go: "invalid duration")', async () => {
@@ -107,7 +119,7 @@ describe('bad configuration is refused with a clear message, changing nothing', 
     await refused(cfg('      - url: file://\n'), ['databases'], /dbs\[0\]\.replicas\[0\].*file replica needs a path/);
     const out = join(w.dir, 'out.db');
     const r = await lsinit(['restore', '-o', out, 'file://']);
-    assert.equal(r.exitCode, 1);
+    assert.equal(r.exitCode, 78);
     assert.match(r.stderr, /file replica needs a path|needs a path/);
     assert.equal(existsSync(out), false);
   });
@@ -146,10 +158,10 @@ describe('bad configuration is refused with a clear message, changing nothing', 
 
   it('a config file that does not exist, or is a directory', async () => {
     let r = await lsinit(['replicate', '-config', join(conf, 'nope.yml')]);
-    assert.equal(r.exitCode, 1);
+    assert.equal(r.exitCode, 78);
     assert.match(r.stderr, /config file not found: .*nope\.yml/);
     r = await lsinit(['replicate', '-config', conf]);
-    assert.equal(r.exitCode, 1);
+    assert.equal(r.exitCode, 78);
     assert.match(r.stderr, /conf/);
     assert.equal(existsSync(replica), true); // from the unknown-keys case only
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { expandEnv } from '../../src/config/expand.js';
 import { parseConfig } from '../../src/config/load.js';
-import { parseFlags } from '../../src/cli/flags.js';
+import { parseFlags } from '../../src/util/flags.js';
 import { parseDuration, parseRFC3339 } from '../../src/util/time.js';
 
 const cfg = (text: string, env: NodeJS.ProcessEnv = {}) => parseConfig(Buffer.from(text), { file: '/etc/test.yml', expandEnv: true, env, cwd: '/work' });
@@ -51,7 +51,12 @@ dbs:
     ['url without scheme', 'dbs:\n  - path: /a.db\n    replicas:\n      - url: bucket/path\n', 'dbs[0].replicas[0].url'],
     ['wrong type', 'dbs: 5\n', 'dbs'],
     ['bad logging level', 'logging:\n  level: loud\ndbs: []\n', 'logging.level'],
-    ['min-checkpoint-page-count 0', 'dbs:\n  - path: /a.db\n    min-checkpoint-page-count: 0\n', 'dbs[0].min-checkpoint-page-count'],
+    ['min-checkpoint-page-count 0', 'dbs:\n  - path: /a.db\n    min-checkpoint-page-count: 0\n    replicas:\n      - path: /b\n', 'dbs[0].min-checkpoint-page-count'],
+    ['bare-number duration (Litestream: nanoseconds)', 'dbs:\n  - path: /a.db\n    monitor-interval: 9\n    replicas:\n      - path: /b\n', 'dbs[0].monitor-interval'],
+    ['db: instead of dbs:', 'db:\n  - path: /a.db\n    replicas:\n      - path: /b\n', 'dbs'],
+    ['replica: instead of replicas:', 'dbs:\n  - path: /a.db\n    replica:\n      - path: /b\n', 'dbs[0].replicas'],
+    ['db without replicas', 'dbs:\n  - path: /a.db\n', 'dbs[0].replicas'],
+    ['empty replicas list', 'dbs:\n  - path: /a.db\n    replicas: []\n', 'dbs[0].replicas'],
   ] as const) {
     it(`a ${name} is an LSINIT_ERR_CONFIG naming ${key}`, () => {
       assert.throws(() => cfg(text), (err: { code: string; message: string; fields: { key: string } }) => {
@@ -63,6 +68,13 @@ dbs:
     });
   }
 
+  it('db: for dbs: and replica: for replicas: name the unknown key, the missing one and the likely intent', () => {
+    assert.throws(() => cfg('db:\n  - path: /a.db\n    replicas:\n      - path: /b\n'), { code: 'LSINIT_ERR_CONFIG', message: /^dbs: missing: .*unknown key "db" \(did you mean dbs\?\)/ });
+    assert.throws(() => cfg('dbs:\n  - path: /a.db\n    replica:\n      - path: /b\n'), { code: 'LSINIT_ERR_CONFIG', message: /^dbs\[0\]\.replicas: missing: .*unknown key "replica" \(did you mean replicas\?\)/ });
+    const c = cfg('dbs:\n  - path: /a.db\n    replicas:\n      - path: /b\n        sync-interal: 1s\n');
+    assert.deepEqual(c.warnings, ['dbs[0].replicas[0].sync-interal: unknown key, ignored (did you mean sync-interval?)']);
+  });
+
   it('malformed, empty and non-UTF-8 files are clear errors', () => {
     assert.throws(() => cfg('dbs: [\n'), { code: 'LSINIT_ERR_CONFIG', message: /invalid YAML/ });
     assert.throws(() => cfg(''), { code: 'LSINIT_ERR_CONFIG', message: /empty/ });
@@ -70,7 +82,7 @@ dbs:
   });
 
   it('accepts exec under a dbs entry, as the Litestream blog shows', () => {
-    assert.equal(cfg('dbs:\n  - path: /a.db\n    exec: run-me\n').exec, 'run-me');
+    assert.equal(cfg('dbs:\n  - path: /a.db\n    exec: run-me\n    replicas:\n      - path: /b\n').exec, 'run-me');
   });
 });
 
@@ -81,8 +93,8 @@ describe('env expansion (Go os.ExpandEnv)', () => {
     assert.deepEqual(expandEnv('${NOPE} $A', env).unset, ['NOPE']);
   });
   it('expands before parsing, and -no-expand-env keeps text verbatim', () => {
-    assert.equal(cfg('dbs:\n  - path: ${DB}\n', { DB: '/env.db' }).dbs[0]!.path, '/env.db');
-    const c = parseConfig(Buffer.from('dbs:\n  - path: /a$DB.db\n'), { file: '/x', expandEnv: false, env: { DB: 'zz' } });
+    assert.equal(cfg('dbs:\n  - path: ${DB}\n    replicas:\n      - path: /b\n', { DB: '/env.db' }).dbs[0]!.path, '/env.db');
+    const c = parseConfig(Buffer.from('dbs:\n  - path: /a$DB.db\n    replicas:\n      - path: /b\n'), { file: '/x', expandEnv: false, env: { DB: 'zz' } });
     assert.equal(c.dbs[0]!.path, '/a$DB.db');
   });
 });

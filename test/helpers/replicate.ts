@@ -37,8 +37,8 @@ export async function writer(db: string, args: string[] = []) {
 }
 
 /** Start `lsinit replicate -config cfg` and wait until it logs that it is replicating. */
-export async function startReplicate(cfg: string) {
-  const child = spawnLsinit(['replicate', '-config', cfg], { all: true, buffer: true });
+export async function startReplicate(cfg: string, flags: string[] = []) {
+  const child = spawnLsinit(['replicate', ...flags, '-config', cfg], { all: true, buffer: true });
   let out = '';
   child.all!.on('data', (d: Buffer) => (out += d.toString()));
   // Generous: the machine is small and shared; a slow start is not what these tests measure.

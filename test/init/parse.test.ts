@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { LsinitError } from '../../src/errors.js';
 import { planBudget, fmtMs } from '../../src/init/budget.js';
 import { parseInitArgs } from '../../src/init/command.js';
-import { parseDuration } from '../../src/init/duration.js';
+import { requireDuration } from '../../src/util/time.js';
 import { stripCredentials } from '../../src/init/env.js';
 import { leftovers, parseStat } from '../../src/init/proc.js';
 import { exitCodeOf, parseRewrite, parseSignal } from '../../src/init/signals.js';
@@ -21,15 +21,17 @@ test('exec lines split like go-shellwords: quotes, escapes, no shell, no $VAR', 
   usageError(() => splitCommand('echo "open'));
 });
 
-test('Go durations', () => {
-  assert.equal(parseDuration('9s', 'f'), 9000);
-  assert.equal(parseDuration('500ms', 'f'), 500);
-  assert.equal(parseDuration('1m30s', 'f'), 90_000);
-  assert.equal(parseDuration('1.5s', 'f'), 1500);
-  assert.equal(parseDuration('0', 'f'), 0);
-  usageError(() => parseDuration('9', 'f'));
-  usageError(() => parseDuration('9sec', 'f'));
-  usageError(() => parseDuration('', 'f'));
+test('one Go duration parser for flags and keys: a bare number other than 0 is an error naming the flag', () => {
+  assert.equal(requireDuration('9s', '-f'), 9000);
+  assert.equal(requireDuration('500ms', '-f'), 500);
+  assert.equal(requireDuration('1m30s', '-f'), 90_000);
+  assert.equal(requireDuration('1.5s', '-f'), 1500);
+  assert.equal(requireDuration('0', '-f'), 0);
+  assert.throws(() => requireDuration('9', '-shutdown-timeout'), { code: 'LSINIT_ERR_USAGE', message: /^-shutdown-timeout: invalid duration "9": a number needs a unit, e.g. "9s"/ });
+  assert.throws(() => requireDuration(9, 'dbs[0].monitor-interval', { code: 'LSINIT_ERR_CONFIG' }), { code: 'LSINIT_ERR_CONFIG', message: /^dbs\[0\]\.monitor-interval: invalid duration 9: a number needs a unit/ });
+  usageError(() => requireDuration('9sec', '-f'));
+  usageError(() => requireDuration('', '-f'));
+  usageError(() => requireDuration('-1s', '-f', { min: 0 }));
 });
 
 test('init flags: -flag v, -flag=v, --flag, booleans, repeatable rewrite, command after --', () => {

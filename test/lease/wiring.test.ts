@@ -23,8 +23,8 @@ describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller 
       const a = await startReplicate(cfg);
       assert.ok(existsSync(join(replica, 'lsinit-lease.json')));
       const b = await lsinit(['replicate', '-config', cfg], { timeout: 20_000 });
-      assert.equal(b.exitCode, 1, b.stdout + b.stderr);
-      assert.match(b.stderr + b.stdout, /in use by another lsinit: host .*pid \d+/);
+      assert.equal(b.exitCode, 75, b.stdout + b.stderr);
+      assert.match(b.stderr, /^lsinit: LSINIT_ERR_LEASE: .*in use by another lsinit: host .*pid \d+/m);
       a.child.kill('SIGTERM');
       assert.equal((await a.child).exitCode, 0, a.output());
       assert.ok(!existsSync(join(replica, 'lsinit-lease.json')), 'released on shutdown');

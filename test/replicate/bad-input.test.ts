@@ -26,11 +26,11 @@ describe('bad input gets a clear error and writes nothing', () => {
 
   const outputs = () => readdirSync(w.dir).filter((f) => f.startsWith('out'));
 
-  it('malformed YAML names the file and exits 1', async () => {
+  it('malformed YAML names the file and exits 78 (config error)', async () => {
     const p = join(w.dir, 'broken.yml');
     writeFileSync(p, 'dbs:\n  - path: [unclosed\n');
     const r = await lsinit(['databases', '-config', p]);
-    assert.equal(r.exitCode, 1);
+    assert.equal(r.exitCode, 78);
     assert.match(r.stderr, /broken\.yml: invalid YAML/);
   });
 
@@ -47,7 +47,7 @@ describe('bad input gets a clear error and writes nothing', () => {
     const p = join(w.dir, 'dur.yml');
     writeFileSync(p, `dbs:\n  - path: ${dbPath}\n    replicas:\n      - path: ${replica}\n        sync-interval: 1 second\n`);
     const r = await lsinit(['replicate', '-config', p]);
-    assert.equal(r.exitCode, 1);
+    assert.equal(r.exitCode, 78);
     assert.match(r.stderr, /dbs\[0\]\.replicas\[0\]\.sync-interval: invalid duration "1 second"/);
   });
 
@@ -130,7 +130,7 @@ describe('bad input gets a clear error and writes nothing', () => {
 
   it('usage errors: -index with -timestamp, bad -index, positional before flags', async () => {
     let r = await lsinit(['restore', '-o', join(w.dir, 'out-x.db'), '-index', '1', '-timestamp', '2024-01-01T00:00:00Z', `file://${replica}`]);
-    assert.equal(r.exitCode, 1);
+    assert.equal(r.exitCode, 2);
     assert.match(r.stderr, /both -index and -timestamp/);
     r = await lsinit(['restore', '-o', join(w.dir, 'out-x.db'), '-index', 'zz', `file://${replica}`]);
     assert.match(r.stderr, /invalid -index "zz"/);

@@ -86,7 +86,7 @@ describe('snapshots, retention and several replicas', () => {
     const list = await lsinit(['databases', '-config', cfg]);
     assert.match(list.stdout, /fast,slow/);
     const bad = await lsinit(['restore', '-config', cfg, '-replica', 'nope', '-o', join(w.dir, 'x.db'), db]);
-    assert.equal(bad.exitCode, 1);
+    assert.equal(bad.exitCode, 78);
     assert.match(bad.stderr, /replica "nope" not found/);
   });
 });

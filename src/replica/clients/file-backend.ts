@@ -14,7 +14,7 @@ export const fileBackend: Backend<FileSettings> = {
   resolve({ url, raw, keyPath, cwd }) {
     let p: string | undefined;
     if (url) {
-      if (url.host !== '') throw configError(`${keyPath}.url`, `file URL must not name a host (got "${url.host}"); write file:///absolute/path`);
+      if (url.host !== '') throw configError(`${keyPath}.url`, `"${url.host}" would be the host of this file URL, and a file URL has none: write three slashes and an absolute path, e.g. file:///${url.host}${url.pathname}`);
       p = decodeURIComponent(url.pathname);
       // Litestream cleans "file://" to "/": replicating into the filesystem root is never meant.
       if (p === '' || p === '/') throw configError(`${keyPath}.url`, 'file replica needs a path: write file:///absolute/path');

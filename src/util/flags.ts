@@ -1,7 +1,8 @@
 /**
- * Go `flag`-package compatible parsing (reference §1.1): `-x v`, `-x=v`, `--x`; booleans take no
- * value unless written `-x=false`; parsing stops at the first positional argument or `--`.
- * Hand-written because the registry's parsers (commander, mri, yargs) treat `-abc` as short
+ * Go `flag`-package compatible parsing, the one flag parser of every lsinit command and of init mode:
+ * `-x v`, `-x=v`, `--x`; booleans take no value unless written `-x=false` (Go's strconv.ParseBool
+ * spellings); parsing stops at the first positional argument or `--`.
+ * Hand-written because the usual parsers (commander, mri, yargs) treat `-abc` as short
  * flags and accept flags after positionals, which would change Litestream's command lines.
  */
 import { LsinitError } from '../errors.js';
@@ -44,11 +45,9 @@ export function parseFlags(argv: string[], specs: Record<string, FlagSpec>, comm
     if (!spec) throw new LsinitError('LSINIT_ERR_USAGE', `${command}: flag provided but not defined: -${name} (see \`lsinit ${command} -h\`)`);
     if (spec.type === 'bool') {
       if (eq >= 0) {
-        const v = body.slice(eq + 1);
-        if (!['true', 'false', '1', '0', 't', 'f', 'TRUE', 'FALSE', 'True', 'False'].includes(v)) {
-          throw new LsinitError('LSINIT_ERR_USAGE', `${command}: invalid boolean value ${JSON.stringify(v)} for -${name}`);
-        }
-        flags[name] = ['true', '1', 't', 'TRUE', 'True'].includes(v);
+        const v = parseGoBool(body.slice(eq + 1));
+        if (v === undefined) throw new LsinitError('LSINIT_ERR_USAGE', `${command}: invalid boolean value ${JSON.stringify(body.slice(eq + 1))} for -${name} (use true or false)`);
+        flags[name] = v;
       } else flags[name] = true;
       continue;
     }
@@ -65,6 +64,35 @@ export function parseFlags(argv: string[], specs: Record<string, FlagSpec>, comm
   const dd = args.indexOf('--');
   if (dd >= 0) return { flags, args: args.slice(0, dd), rest: args.slice(dd + 1), help };
   return { flags, args, help };
+}
+
+/** Go's strconv.ParseBool: 1 t T TRUE true True / 0 f F FALSE false False; anything else undefined. */
+export function parseGoBool(v: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  return undefined;
+}
+
+/**
+ * The one positional argument of `command` (synopsis e.g. "DB_PATH|REPLICA_URL"). Extra arguments
+ * are refused, and a flag among them gets the flag-order hint: Go's flag package stops at the first
+ * positional, so `lsinit wal URL -json` never sees -json.
+ */
+export function oneArg(args: readonly string[], command: string, synopsis: string): string {
+  if (args.length === 1) return args[0]!;
+  if (args.length === 0) throw new LsinitError('LSINIT_ERR_USAGE', `${command}: ${synopsis} required (see \`lsinit ${command} -h\`)`);
+  throw tooMany(args.slice(1), command, synopsis);
+}
+
+/** `command` takes no positional argument. */
+export function noArgs(args: readonly string[], command: string): void {
+  if (args.length > 0) throw tooMany(args, command, '');
+}
+
+function tooMany(extra: readonly string[], command: string, synopsis: string): LsinitError {
+  const flag = extra.find((a) => a.startsWith('-') && a !== '-');
+  const hint = flag !== undefined ? `; flags must come before ${synopsis || 'any argument'}, e.g. lsinit ${command} ${flag}${synopsis ? ` ${synopsis}` : ''}` : '';
+  return new LsinitError('LSINIT_ERR_USAGE', `${command}: too many arguments: ${extra.join(' ')}${hint}`, { fields: { args: [...extra] } });
 }
 
 export function usage(command: string, synopsis: string, specs: Record<string, FlagSpec>, extra = ''): string {
