@@ -106,7 +106,7 @@ describe('age-encrypted replication (file and s3)', () => {
     createDB(db);
     const cfg = config(db, replica, ageBlock([id], []));
     const r = await lsinit(['replicate', '-config', cfg], { timeout: 30_000 });
-    assert.equal(r.exitCode, 1, r.stderr + r.stdout);
+    assert.equal(r.exitCode, 78, r.stderr + r.stdout); // a config error (docs/errors.md)
     assert.match(r.stderr, /dbs\[0\]\.replicas\[0\]\.age\.recipients: is required to replicate/);
     assert.doesNotMatch(r.stderr + r.stdout, /AGE-SECRET-KEY-1/);
     assert.deepEqual(readdirSync(w.dir).filter((f) => f === 'ro-replica'), []);
