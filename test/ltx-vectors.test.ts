@@ -136,7 +136,7 @@ describe('LTX restore beyond the vectors', () => {
     assert.equal(readFileSync(out, 'utf8'), 'mine');
     for (const args of [['-txid', '5'], ['-txid', 'zz00000000000005'], ['-txid', '0000000000000005', '-index', '1'], ['-txid', '0000000000000005', '-timestamp', '2026-01-01T00:00:00Z']]) {
       const x = await lsinit(['restore', ...args, '-o', join(dir, 'x.db'), `file://${replica}`]);
-      assert.equal(x.exitCode, 1, `${args.join(' ')}: ${x.stderr}`);
+      assert.equal(x.exitCode, 2, `${args.join(' ')}: ${x.stderr}`); // usage errors exit 2 (docs/errors.md)
       assert.match(x.stderr, /-txid/);
       assert.equal(existsSync(join(dir, 'x.db')), false);
     }
