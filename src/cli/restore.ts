@@ -6,6 +6,7 @@ import { parseTXIDFlag } from '../format/ltx.js';
 import { parseRFC3339 } from '../util/time.js';
 import { bool, oneArg, parseFlags, str, usage, type FlagSpec } from '../util/flags.js';
 import { startProgress } from './progress.js';
+import { followCommand } from './follow.js';
 import { CONFIG_FLAGS, closeSource, openSource } from './sources.js';
 
 const SPECS: Record<string, FlagSpec> = {
@@ -20,6 +21,8 @@ const SPECS: Record<string, FlagSpec> = {
   'if-db-not-exists': { type: 'bool', help: 'exit 0 without restoring when the output already exists' },
   'if-replica-exists': { type: 'bool', help: 'exit 0 without restoring when no backup matches' },
   'no-integrity-check': { type: 'bool', help: 'skip PRAGMA integrity_check on the restored database (lsinit extension)' },
+  f: { type: 'bool', help: 'follow: after restoring, keep applying new WAL segments to the output until SIGINT/SIGTERM (a live read replica; see docs/follow.md)' },
+  'follow-interval': { type: 'string', help: 'with -f, how often to poll the replica (Go duration, default 1s)' },
   v: { type: 'bool', help: 'verbose (accepted for Litestream 0.3.5 compatibility; lsinit always logs)' },
 };
 
@@ -61,6 +64,8 @@ export async function restoreCommand(argv: string[], log: Logger): Promise<numbe
   const parStr = str(f, 'parallelism');
   const parallelism = parStr !== undefined ? Number(parStr) : 8;
   if (!Number.isInteger(parallelism) || parallelism < 1) throw new LsinitError('LSINIT_ERR_USAGE', `restore: -parallelism must be a positive integer, got ${JSON.stringify(parStr)}`);
+  if (bool(f, 'f')) return followCommand(arg, f, log);
+  if (str(f, 'follow-interval') !== undefined) throw new LsinitError('LSINIT_ERR_USAGE', 'restore: -follow-interval needs -f');
   const src = await openSource(arg, f, 'restore');
   try {
     for (const w of src.config.warnings) log.warn(w);
