@@ -1,7 +1,7 @@
 /**
  * lsinit beside the reference Litestream 0.3.13 (issue 10's table), in one run, conditions
  * interleaved and rotated so both share the machine's noise; every figure is also given as a
- * same-run ratio. Litestream is found through $LITESTREAM_BIN or ../shared/bin (see bench/lib.ts);
+ * same-run ratio. Litestream is found through $LITESTREAM_BIN (see bench/lib.ts);
  * without it the Litestream column is skipped and the run says so.
  *   write     app write rate with / without replication: an app with SQLite's defaults (one
  *             connection, one small row per transaction, wal_autocheckpoint=1000, its own process),
@@ -41,7 +41,7 @@ const sections: [string, (c: Ctx) => Promise<Row[]>][] = [
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const head = [
   `lsinit vs Litestream 0.3.13 — ${new Date().toISOString()}, node ${process.version}${quick ? ' (quick)' : ''}`,
-  ls ? `Litestream: ${ls}` : 'Litestream: NOT FOUND (set LITESTREAM_BIN or put litestream-0.3.13 in ../shared/bin): its column is skipped',
+  ls ? `Litestream: ${ls}` : 'Litestream: NOT FOUND (set LITESTREAM_BIN=/path/to/litestream-0.3.13): its column is skipped',
   `load average at start: ${load()}`,
 ];
 process.stderr.write(`${head.join('\n')}\n`);

@@ -2,9 +2,8 @@
  * Helpers shared by the benchmarks in bench/: arguments, a fresh WAL database, a file-replica config,
  * lsinit as a child, peak RSS, percentiles, polling, and the reference Litestream binary.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
@@ -95,17 +94,10 @@ export async function waitFor(cond: () => boolean, what: string, timeoutMs = 120
 }
 
 /**
- * The reference Litestream 0.3.13 binary: $LITESTREAM_BIN, else ../shared/bin beside this checkout
- * or beside the main checkout of a git worktree; undefined when there is none.
+ * The reference Litestream 0.3.13 binary: $LITESTREAM_BIN only (nothing beside the checkout is read,
+ * so a clone runs the same with nothing next to it); undefined when unset or missing.
  */
 export function litestreamBin(): string | undefined {
   const env = process.env['LITESTREAM_BIN'];
-  if (env) return existsSync(env) ? env : undefined;
-  const root = resolve(import.meta.dirname, '..');
-  const roots = [root];
-  try {
-    const common = execFileSync('git', ['-C', root, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    roots.push(dirname(common));
-  } catch { /* not a git checkout */ }
-  return roots.map((r) => resolve(r, '../shared/bin/litestream-0.3.13')).find((p) => existsSync(p));
+  return env && existsSync(env) ? env : undefined;
 }

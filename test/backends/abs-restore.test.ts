@@ -1,5 +1,5 @@
 /**
- * Restore from an abs replica: a Litestream 0.3.13 replica (shared/vectors/basic) uploaded object by
+ * Restore from an abs replica: a Litestream 0.3.13 replica (test/fixtures/litestream-0.3.13/basic) uploaded object by
  * object to azurite restores byte-identical to what Litestream restored, through the CLI (config
  * file with endpoint, key from LITESTREAM_AZURE_ACCOUNT_KEY) and in process with requests counted.
  */

@@ -1,5 +1,5 @@
 /**
- * `lsinit restore` from a gcs replica: a Litestream 0.3.13 replica (shared/vectors/basic) uploaded
+ * `lsinit restore` from a gcs replica: a Litestream 0.3.13 replica (test/fixtures/litestream-0.3.13/basic) uploaded
  * object by object to the test server restores byte-identical to what Litestream restored, and the
  * restore costs one LIST per listing page plus one GET per object.
  */

@@ -1,5 +1,5 @@
 /**
- * Restore from an s3 replica: a Litestream 0.3.13 replica (shared/vectors/basic) uploaded object by
+ * Restore from an s3 replica: a Litestream 0.3.13 replica (test/fixtures/litestream-0.3.13/basic) uploaded object by
  * object to moto restores byte-identical to what Litestream restored, through the CLI (config file
  * with endpoint, and a MinIO-style `s3://BUCKET.localhost:PORT/PATH` URL), and in process with
  * every request counted.

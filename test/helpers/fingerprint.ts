@@ -1,4 +1,4 @@
-/** The vectors' logical fingerprint (shared/vectors/README.md, fingerprint_version 1). */
+/** The vectors' logical fingerprint (test/fixtures/litestream-0.3.13/README.md, fingerprint_version 1). */
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 

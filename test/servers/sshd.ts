@@ -1,8 +1,8 @@
 /**
  * A real OpenSSH sshd for the sftp tests, on a free 127.0.0.1 port, with a throwaway ed25519 host
- * key, a throwaway system user (password and key auth) and a private sshd_config (recipe and traps:
- * /work/shared/reference/test-servers.md). Needs root (useradd, privilege separation). When
- * /usr/sbin/sshd is missing, .ci/install-sshd.sh installs it first.
+ * key, a throwaway system user (password and key auth) and a private sshd_config. Needs root
+ * (useradd, privilege separation) and Debian's openssh-server; when it is missing the error says how
+ * to install it (scripts/install-system-deps.sh): the tests never install packages themselves.
  *
  *   const sshd = await startSshd();   // in before()
  *   await sshd.stop();                // outage: kills the listener and every session
@@ -15,15 +15,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { INSTALL_COMMAND } from '../helpers/requirements.js';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
 const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface Sshd {
   host: '127.0.0.1';
@@ -53,10 +52,11 @@ export interface Sshd {
   cleanup(): Promise<void>;
 }
 
-async function ensureSshd(): Promise<void> {
-  if (existsSync(SSHD)) return;
-  await run(join(REPO, '.ci/install-sshd.sh'), [], { maxBuffer: 64 << 20 });
-  if (!existsSync(SSHD)) throw new Error(`${SSHD} still missing after .ci/install-sshd.sh`);
+/** Never installs anything: names what is missing and how to install it (test/helpers/requirements.ts). */
+function ensureSshd(): void {
+  for (const p of [SSHD, SFTP_SERVER]) {
+    if (!existsSync(p)) throw new Error(`${p} is missing: the sftp tests need OpenSSH's server (Debian package openssh-server); install the test suite's system packages with: ${INSTALL_COMMAND}`);
+  }
 }
 
 async function freePort(): Promise<number> {
@@ -114,7 +114,7 @@ function fingerprintOf(pubLine: string): string {
 }
 
 export async function startSshd(opts: { name?: string; logRequests?: boolean; extraHostKeyTypes?: Array<'rsa' | 'ecdsa'> } = {}): Promise<Sshd> {
-  await ensureSshd();
+  ensureSshd();
   // sshd refuses to start without its privilege-separation directory.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(tmpdir(), 'lsinit-sshd-'));
