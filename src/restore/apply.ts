@@ -1,14 +1,19 @@
 /**
- * Apply one WAL index (the concatenated, decompressed segments) to a database file: what
+ * Apply one WAL index (its segments' decompressed bytes, header first) to a database file: what
  * `PRAGMA wal_checkpoint(TRUNCATE)` does when Litestream restores (reference §4.2 step 8), done
  * directly so every frame is verified and a bad one is an error naming the object, never
  * silently dropped as SQLite's WAL recovery would. Pages are written in frame order (the last
  * write of a page wins) and the file is truncated to the last commit's page count, which gives
  * the same bytes as SQLite's checkpoint (checked against the Litestream vectors).
+ *
+ * Streaming: bytes are pushed in chunks of any size as they are decompressed, so memory stays at
+ * one frame plus one run of consecutive pages (coalesced into one write of up to RUN_BYTES; a
+ * transaction's new pages are usually consecutive), whatever the index's size, and the WAL never
+ * goes to a temporary file. `mark()`/`rewind()` let a caller retry a segment from its start.
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { LsinitError } from '../errors.js';
-import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader, verifyFrame, type Checksum } from '../format/wal.js';
+import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader, verifyFrame, type Checksum, type WALHeader } from '../format/wal.js';
 
 /** Page size from a database header (offset 16, big-endian; 1 means 65536). */
 export function dbPageSize(header: Uint8Array): number {
@@ -22,6 +27,152 @@ export interface ApplyResult {
   pages: number;
 }
 
+const RUN_BYTES = 1 << 20;
+
+interface State {
+  header: WALHeader | undefined;
+  sum: Checksum;
+  frames: number;
+  lastCommit: number;
+  lastCommitFrame: number;
+  maxPage: number;
+}
+
+/** A saved position to `rewind()` to (a segment's start, for a retry). */
+export interface Mark {
+  readonly state: Readonly<State>;
+  /** Bytes of an incomplete header or frame carried to the next chunk. */
+  readonly partial: Buffer;
+}
+
+export class WALApplier {
+  private s: State;
+  /** Pages in the file before this index: no frame may address a page beyond it plus the frames seen. */
+  private readonly filePages: number;
+  private readonly frameSize: number;
+  private carry: Buffer;
+  private carried = 0;
+  private run: Buffer | undefined;
+  private runFirst = 0;
+  private runPages = 0;
+
+  /**
+   * @param dbFd  open read-write descriptor of the database being restored
+   * @param label e.g. `generation 0123…/index 00000002` for error messages
+   */
+  constructor(private readonly dbFd: number, private readonly pageSize: number, private readonly label: string) {
+    this.frameSize = FRAME_HEADER_SIZE + pageSize;
+    this.filePages = Math.floor(fstatSync(dbFd).size / pageSize);
+    this.carry = Buffer.allocUnsafe(this.frameSize);
+    this.s = { header: undefined, sum: [0, 0], frames: 0, lastCommit: 0, lastCommitFrame: -1, maxPage: this.filePages };
+  }
+
+  /** Verify and apply the next bytes of the WAL. */
+  push(chunk: Buffer): void {
+    let off = 0;
+    if (this.carried > 0 || this.s.header === undefined) {
+      const want = this.s.header === undefined ? WAL_HEADER_SIZE : this.frameSize;
+      const take = Math.min(want - this.carried, chunk.length);
+      chunk.copy(this.carry, this.carried, 0, take);
+      this.carried += take;
+      off = take;
+      if (this.carried < want) return;
+      this.carried = 0;
+      if (this.s.header === undefined) this.startHeader(this.carry.subarray(0, WAL_HEADER_SIZE));
+      else this.frame(this.carry);
+    }
+    for (; off + this.frameSize <= chunk.length; off += this.frameSize) this.frame(chunk.subarray(off, off + this.frameSize));
+    if (off < chunk.length) {
+      chunk.copy(this.carry, 0, off);
+      this.carried = chunk.length - off;
+    }
+  }
+
+  /** The position after everything pushed so far (pending page writes are flushed first). */
+  mark(): Mark {
+    this.flush();
+    return { state: { ...this.s }, partial: Buffer.from(this.carry.subarray(0, this.carried)) };
+  }
+
+  /** Forget everything pushed since `m`; pages already written are rewritten by the retry. */
+  rewind(m: Mark): void {
+    this.run = undefined;
+    this.runPages = 0;
+    this.s = { ...m.state };
+    m.partial.copy(this.carry, 0);
+    this.carried = m.partial.length;
+  }
+
+  /** Check the index ended on a commit and truncate the database to that commit's size. */
+  finish(): ApplyResult {
+    this.flush();
+    if (this.s.header === undefined) throw corrupt(`${this.label}: WAL is ${this.carried} bytes, shorter than its 32-byte header`);
+    if (this.carried > 0) throw corrupt(`${this.label}: WAL length ${WAL_HEADER_SIZE + this.s.frames * this.frameSize + this.carried} is not the header plus whole ${this.frameSize}-byte frames (truncated segment?)`);
+    const n = this.s.frames;
+    if (n > 0) {
+      if (this.s.lastCommitFrame !== n - 1) throw corrupt(`${this.label}: WAL does not end on a commit frame (last commit at frame ${this.s.lastCommitFrame} of ${n})`);
+      // SQLite truncates the database to the last commit's size after a complete checkpoint.
+      ftruncateSync(this.dbFd, this.s.lastCommit * this.pageSize);
+    }
+    return { frames: n, pages: this.s.lastCommit };
+  }
+
+  private startHeader(hb: Buffer): void {
+    const h = parseWALHeader(hb, this.label);
+    if (h.pageSize !== this.pageSize) throw corrupt(`${this.label}: WAL page size ${h.pageSize} differs from the snapshot's ${this.pageSize}`);
+    this.s.header = h;
+    this.s.sum = [h.checksum1, h.checksum2];
+  }
+
+  private frame(frame: Buffer): void {
+    const s = this.s;
+    const h = s.header!;
+    const i = s.frames;
+    const next = verifyFrame(h, s.sum, frame);
+    if (!next) {
+      const fh = parseFrameHeader(frame);
+      // A frame of another WAL (salt) or a damaged one: frames are checked as they stream in, before
+      // a segment's length is known, so a missing or misnamed segment shows up here too.
+      const why = fh.salt1 !== h.salt1 || fh.salt2 !== h.salt2 ? 'salt mismatch (a frame of another WAL)' : 'checksum mismatch';
+      throw new LsinitError('LSINIT_ERR_CHECKSUM', `${this.label}: frame ${i} (byte offset ${WAL_HEADER_SIZE + i * this.frameSize}): ${why}; the replica object is corrupt, or a segment is missing or misnamed`, { fields: { label: this.label, frame: i } });
+    }
+    s.sum = next;
+    const fh = parseFrameHeader(frame);
+    if (fh.pgno === 0) throw corrupt(`${this.label}: frame ${i} has page number 0`);
+    // New pages are appended one frame each, so no frame can address a page beyond the file
+    // plus the frames seen so far (else a corrupt pgno would write terabytes away).
+    if (fh.pgno > this.filePages + i + 1) {
+      throw corrupt(`${this.label}: frame ${i} writes page ${fh.pgno}, beyond the ${this.filePages}-page database and this WAL's ${i + 1} frames`);
+    }
+    this.page(fh.pgno, frame.subarray(FRAME_HEADER_SIZE));
+    if (fh.pgno > s.maxPage) s.maxPage = fh.pgno;
+    if (fh.commit > s.maxPage) {
+      throw corrupt(`${this.label}: frame ${i} commits a database of ${fh.commit} pages, but only ${s.maxPage} exist or were written`);
+    }
+    if (fh.commit !== 0) {
+      s.lastCommit = fh.commit;
+      s.lastCommitFrame = i;
+    }
+    s.frames++;
+  }
+
+  /** Queue a page write, coalescing runs of consecutive pages into one write. */
+  private page(pgno: number, data: Buffer): void {
+    const cap = Math.max(1, Math.floor(RUN_BYTES / this.pageSize));
+    if (this.runPages > 0 && (pgno !== this.runFirst + this.runPages || this.runPages === cap)) this.flush();
+    if (this.runPages === 0) this.runFirst = pgno;
+    this.run ??= Buffer.allocUnsafe(cap * this.pageSize);
+    data.copy(this.run, this.runPages * this.pageSize);
+    this.runPages++;
+  }
+
+  private flush(): void {
+    if (this.runPages === 0 || !this.run) return;
+    writeAll(this.dbFd, this.run.subarray(0, this.runPages * this.pageSize), (this.runFirst - 1) * this.pageSize);
+    this.runPages = 0;
+  }
+}
+
 /**
  * @param dbFd   open read-write descriptor of the database being restored
  * @param walPath file holding the WAL bytes of one index, header first
@@ -30,70 +181,15 @@ export interface ApplyResult {
 export function applyWALFile(dbFd: number, walPath: string, pageSize: number, label: string): ApplyResult {
   const fd = openSync(walPath, 'r');
   try {
-    const size = fstatSync(fd).size;
-    if (size < WAL_HEADER_SIZE) throw corrupt(`${label}: WAL is ${size} bytes, shorter than its 32-byte header`);
-    const hb = Buffer.alloc(WAL_HEADER_SIZE);
-    readSync(fd, hb, 0, WAL_HEADER_SIZE, 0);
-    const h = parseWALHeader(hb, label);
-    if (h.pageSize !== pageSize) {
-      throw corrupt(`${label}: WAL page size ${h.pageSize} differs from the snapshot's ${pageSize}`);
+    const a = new WALApplier(dbFd, pageSize, label);
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let pos = 0; ; ) {
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      a.push(buf.subarray(0, n));
+      pos += n;
     }
-    const frameSize = FRAME_HEADER_SIZE + pageSize;
-    if ((size - WAL_HEADER_SIZE) % frameSize !== 0) {
-      throw corrupt(`${label}: WAL length ${size} is not the header plus whole ${frameSize}-byte frames (truncated segment?)`);
-    }
-    const n = (size - WAL_HEADER_SIZE) / frameSize;
-    const batch = Math.max(1, Math.floor((4 << 20) / frameSize));
-    const buf = Buffer.allocUnsafe(batch * frameSize);
-    let sum: Checksum = [h.checksum1, h.checksum2];
-    let lastCommit = 0;
-    let lastCommitFrame = -1;
-    // A commit can only grow the database to pages that exist or that this WAL writes; a frame
-    // claiming more (crafted or corrupt, with a valid checksum) must not become a huge sparse file.
-    const filePages = Math.floor(fstatSync(dbFd).size / pageSize);
-    let maxPage = filePages;
-    for (let i = 0; i < n; i += batch) {
-      const count = Math.min(batch, n - i);
-      const len = count * frameSize;
-      let got = 0;
-      while (got < len) {
-        const r = readSync(fd, buf, got, len - got, WAL_HEADER_SIZE + i * frameSize + got);
-        if (r === 0) throw corrupt(`${label}: short read`);
-        got += r;
-      }
-      for (let k = 0; k < count; k++) {
-        const frame = buf.subarray(k * frameSize, (k + 1) * frameSize);
-        const next = verifyFrame(h, sum, frame);
-        if (!next) {
-          const fh = parseFrameHeader(frame);
-          const why = fh.salt1 !== h.salt1 || fh.salt2 !== h.salt2 ? 'salt mismatch' : 'checksum mismatch';
-          throw new LsinitError('LSINIT_ERR_CHECKSUM', `${label}: frame ${i + k} (byte offset ${WAL_HEADER_SIZE + (i + k) * frameSize}): ${why}; the replica object is corrupt`, { fields: { label, frame: i + k } });
-        }
-        sum = next;
-        const fh = parseFrameHeader(frame);
-        if (fh.pgno === 0) throw corrupt(`${label}: frame ${i + k} has page number 0`);
-        // New pages are appended one frame each, so no frame can address a page beyond the file
-        // plus the frames seen so far (else a corrupt pgno would write terabytes away).
-        if (fh.pgno > filePages + i + k + 1) {
-          throw corrupt(`${label}: frame ${i + k} writes page ${fh.pgno}, beyond the ${filePages}-page database and this WAL's ${i + k + 1} frames`);
-        }
-        writeAll(dbFd, frame.subarray(FRAME_HEADER_SIZE), (fh.pgno - 1) * pageSize);
-        if (fh.pgno > maxPage) maxPage = fh.pgno;
-        if (fh.commit > maxPage) {
-          throw corrupt(`${label}: frame ${i + k} commits a database of ${fh.commit} pages, but only ${maxPage} exist or were written`);
-        }
-        if (fh.commit !== 0) {
-          lastCommit = fh.commit;
-          lastCommitFrame = i + k;
-        }
-      }
-    }
-    if (n > 0) {
-      if (lastCommitFrame !== n - 1) throw corrupt(`${label}: WAL does not end on a commit frame (last commit at frame ${lastCommitFrame} of ${n})`);
-      // SQLite truncates the database to the last commit's size after a complete checkpoint.
-      ftruncateSync(dbFd, lastCommit * pageSize);
-    }
-    return { frames: n, pages: lastCommit };
+    return a.finish();
   } finally {
     closeSync(fd);
   }

@@ -1,26 +1,29 @@
 /**
- * Execute a restore plan: snapshot → temp file beside the target, WAL indexes downloaded in
- * parallel (each to its own temp file) and applied strictly in index order, integrity check,
- * fsync, rename into place. Never overwrites an existing file; on any error every temp file
- * is removed and the target is left absent.
+ * Execute a restore plan: snapshot → temp file beside the target, then each WAL index streamed,
+ * decompressed, verified and applied in index order (small ones fetched ahead in parallel, see
+ * fetch.ts), one fsync, integrity check, rename into place. Never overwrites an existing file; on
+ * any error the temp file is removed and the target is left absent.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
-import { LsinitError, isNotFound } from '../errors.js';
+import { LsinitError } from '../errors.js';
 import { decodeFrames } from '../format/lz4.js';
 import { hex8, walSegmentName } from '../format/paths.js';
 import { nullLogger, type Logger } from '../log/logger.js';
-import type { ReplicaClient, WALSegmentInfo } from '../replica/client.js';
+import type { ReplicaClient } from '../replica/client.js';
 import { withRetry } from '../replica/retry.js';
-import { applyWALFile, dbPageSize } from './apply.js';
+import { WALApplier, dbPageSize } from './apply.js';
+import { Prefetcher, openSegment, type IndexItem } from './fetch.js';
 import type { RestorePlan } from './target.js';
 
 export interface ExecuteOptions {
   output: string;
   parallelism?: number;
+  /** Compressed bytes of small WAL indexes fetched ahead, at most (default 8 MiB; 0: stream every index in its turn). */
+  prefetchBytes?: number;
   /** Run PRAGMA integrity_check on the result before renaming it into place (default true). */
   integrityCheck?: boolean;
   log?: Logger;
@@ -72,118 +75,120 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
   const total = plan.snapshot.size + plan.indexes.reduce((a, x) => a + x.segments.reduce((b, s) => b + s.size, 0), 0);
   const progress: RestoreProgress = { downloaded: 0, total, applied: 0, indexes: plan.indexes.length };
   const report = () => opts.onProgress?.({ ...progress });
+  const onBytes = (n: number) => {
+    progress.downloaded += n;
+    report();
+  };
   const gen = plan.generation;
+  const fh = await fsp.open(tmp, 'w+');
+  let early: Promise<void> | undefined;
   try {
     log.info('restoring snapshot', { generation: gen, index: hex8(plan.snapshot.index), indexes: plan.indexes.length });
+    const snapName = `generations/${gen}/snapshots/${hex8(plan.snapshot.index)}.snapshot.lz4`;
     await withRetry(async () => {
-      const fh = await fsp.open(tmp, 'w');
-      try {
-        const name = `generations/${gen}/snapshots/${hex8(plan.snapshot.index)}.snapshot.lz4`;
-        const src = counted(await client.snapshotReader(gen, plan.snapshot.index), (n) => {
-          progress.downloaded += n;
-          report();
-        });
-        for await (const chunk of decodeFrames(src, name)) await fh.write(chunk);
-        await fh.sync();
-      } finally {
-        await fh.close();
+      await fh.truncate(0);
+      let pos = 0;
+      for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName)) {
+        writeAll(fh.fd, chunk, pos);
+        pos += chunk.length;
       }
     });
-    const dbFd = openSync(tmp, 'r+');
-    let frames = 0;
-    try {
-      const hdr = Buffer.alloc(100);
-      const got = readSync(dbFd, hdr, 0, 100, 0);
-      if (got < 100 || hdr.subarray(0, 16).toString('latin1') !== 'SQLite format 3\u0000') {
-        throw new LsinitError('LSINIT_ERR_FORMAT', `generations/${gen}/snapshots/${hex8(plan.snapshot.index)}.snapshot.lz4 is not an SQLite database`);
-      }
-      const pageSize = dbPageSize(hdr);
-      // Parallel download, ordered apply: keep at most `parallelism` indexes in flight ahead of the applier.
-      const parallelism = Math.max(1, opts.parallelism ?? 8);
-      const pending = new Map<number, Promise<string>>();
-      const start = (k: number) => {
-        const item = plan.indexes[k];
-        if (!item || pending.has(k)) return;
-        const file = `${tmp}-${hex8(item.index)}.wal`;
-        tmpFiles.add(file);
-        const p = downloadIndex(client, gen, item.index, item.segments, file, (n) => {
-          progress.downloaded += n;
-          report();
-        });
-        p.catch(() => {}); // observed when awaited in order below
-        pending.set(k, p);
-      };
-      for (let k = 0; k < plan.indexes.length; k++) {
-        for (let j = k; j < Math.min(plan.indexes.length, k + parallelism); j++) start(j);
-        const file = await pending.get(k)!;
-        pending.delete(k);
-        const item = plan.indexes[k]!;
-        const r = applyWALFile(dbFd, file, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`);
-        frames += r.frames;
-        await fsp.rm(file, { force: true });
-        progress.applied++;
-        report();
-      }
-      fsyncSync(dbFd);
-      closeSync(dbFd);
-      if (opts.integrityCheck ?? true) integrityCheck(tmp);
-      await removeSidecars(tmp);
-      const st = await fsp.stat(tmp);
-      if (await outputExists(output)) {
-        throw new LsinitError('LSINIT_ERR_EXISTS', `cannot restore, output path appeared during the restore: ${output}`, { fields: { path: output } });
-      }
-      await fsp.rename(tmp, output);
-      tmpFiles.delete(tmp);
-      await fsyncDir(dir);
-      log.info('restore complete', { output, generation: gen, size: st.size, wal_indexes: plan.indexes.length });
-      return { output, size: st.size, pageSize, walIndexes: plan.indexes.length, frames };
-    } catch (err) {
-      try {
-        closeSync(dbFd);
-      } catch {
-        /* already closed */
-      }
-      throw err;
+    // Start writing the snapshot back while the WAL is applied: the one fsync that matters, at
+    // the end, then has less to wait for. (Nothing is renamed into place before it.)
+    early = fh.sync();
+    early.catch(() => {}); // awaited below
+    const hdr = Buffer.alloc(100);
+    const got = readSync(fh.fd, hdr, 0, 100, 0);
+    if (got < 100 || hdr.subarray(0, 16).toString('latin1') !== 'SQLite format 3\u0000') {
+      throw new LsinitError('LSINIT_ERR_FORMAT', `${snapName} is not an SQLite database`);
     }
+    const pageSize = dbPageSize(hdr);
+    const ahead = new Prefetcher(client, gen, plan.indexes, { parallelism: Math.max(1, opts.parallelism ?? 8), budget: opts.prefetchBytes ?? PREFETCH_BUDGET, onBytes });
+    let frames = 0;
+    for (let k = 0; k < plan.indexes.length; k++) {
+      ahead.ahead(k);
+      const item = plan.indexes[k]!;
+      const applier = new WALApplier(fh.fd, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`);
+      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes);
+      frames += applier.finish().frames;
+      progress.applied++;
+      report();
+    }
+    await early;
+    await fh.sync();
+    await fh.close();
+    if (opts.integrityCheck ?? true) integrityCheck(tmp);
+    await removeSidecars(tmp);
+    const st = await fsp.stat(tmp);
+    if (await outputExists(output)) {
+      throw new LsinitError('LSINIT_ERR_EXISTS', `cannot restore, output path appeared during the restore: ${output}`, { fields: { path: output } });
+    }
+    await fsp.rename(tmp, output);
+    tmpFiles.delete(tmp);
+    await fsyncDir(dir);
+    log.info('restore complete', { output, generation: gen, size: st.size, wal_indexes: plan.indexes.length });
+    return { output, size: st.size, pageSize, walIndexes: plan.indexes.length, frames };
   } finally {
+    await early?.catch(() => {});
+    await fh.close().catch(() => {});
     await Promise.all([...tmpFiles].map((f) => fsp.rm(f, { force: true }).catch(() => {})));
   }
 }
 
-/** Decompress one index's segments, in offset order, into `file`; verify they are contiguous. */
-async function downloadIndex(client: ReplicaClient, gen: string, index: number, segments: WALSegmentInfo[], file: string, onBytes: (n: number) => void): Promise<string> {
-  const fh = await fsp.open(file, 'w');
-  try {
-    let written = 0;
-    for (const seg of segments) {
-      const name = `generations/${gen}/wal/${walSegmentName(seg.index, seg.offset)}`;
-      if (seg.offset !== written) {
-        throw new LsinitError('LSINIT_ERR_FORMAT', `${name}: segment starts at offset ${seg.offset} but the previous segments end at ${written} (a segment is missing or misnamed)`, { fields: { name } });
-      }
-      // Stream straight into the index file (memory stays at one LZ4 block whatever the
-      // segment size); a retry starts the segment over from where it began.
-      const start = written;
-      written = await withRetry(async () => {
-        await fh.truncate(start);
-        let pos = start;
-        let src;
-        try {
-          src = await client.walSegmentReader({ generation: gen, index, offset: seg.offset });
-        } catch (err) {
-          if (isNotFound(err)) throw new LsinitError('LSINIT_ERR_NOT_FOUND', `${name} disappeared during the restore (retention on another host?)`, { cause: err });
-          throw err;
-        }
-        for await (const c of decodeFrames(counted(src, onBytes), name)) {
-          await fh.write(c, 0, c.length, pos);
-          pos += c.length;
-        }
-        return pos;
-      });
+/** Compressed bytes fetched ahead are bounded by this (indexes larger are streamed in their turn). */
+const PREFETCH_BUDGET = 8 << 20;
+
+/**
+ * Decompress one index's segments, in offset order, straight into the applier; verify they are
+ * contiguous. A segment not fetched ahead is streamed (memory stays at one LZ4 block whatever its
+ * size); a retry rewinds the applier to the segment's start.
+ */
+async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void): Promise<void> {
+  let written = 0;
+  for (const [j, seg] of item.segments.entries()) {
+    const name = `generations/${gen}/wal/${walSegmentName(seg.index, seg.offset)}`;
+    if (seg.offset !== written) {
+      throw new LsinitError('LSINIT_ERR_FORMAT', `${name}: segment starts at offset ${seg.offset} but the previous segments end at ${written} (a segment is missing or misnamed)`, { fields: { name } });
     }
-  } finally {
-    await fh.close();
+    const buf = fetched?.[j];
+    if (buf) {
+      written += await feed(decodeFrames(once(buf), name), applier, name);
+      continue;
+    }
+    const mark = applier.mark();
+    written += await withRetry(async () => {
+      try {
+        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name), applier, name);
+      } catch (err) {
+        applier.rewind(mark);
+        throw err;
+      }
+    });
   }
-  return file;
+}
+
+/** Push a segment's decompressed bytes into the applier; its refusals name the segment. */
+async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: string): Promise<number> {
+  let n = 0;
+  for await (const c of src) {
+    try {
+      applier.push(c);
+    } catch (err) {
+      if (err instanceof LsinitError) throw new LsinitError(err.code, `${name}: ${err.message}`, { fields: { ...err.fields, name }, cause: err });
+      throw err;
+    }
+    n += c.length;
+  }
+  return n;
+}
+
+async function* once(b: Buffer): AsyncGenerator<Buffer> {
+  yield b;
+}
+
+function writeAll(fd: number, data: Buffer, pos: number): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off, pos + off);
 }
 
 /**
@@ -198,6 +203,8 @@ export async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) 
 }
 
 export function integrityCheck(path: string): void {
+  // Loaded here only: `restore -no-integrity-check` never pays for better-sqlite3.
+  const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
   const db = new Database(path, { fileMustExist: true });
   try {
     const rows = db.pragma('integrity_check') as { integrity_check: string }[];

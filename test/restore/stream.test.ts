@@ -1,0 +1,65 @@
+/**
+ * Restore streams each WAL index into the database (no temporary WAL files): a segment whose
+ * download breaks is retried from its start, whether it was fetched ahead or streamed in
+ * its turn, and the result is still byte-identical to Litestream's (the 0.3.13 vectors).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { replicaFromURL } from '../../src/config/load.js';
+import type { Pos, ReplicaClient } from '../../src/replica/client.js';
+import { createClient } from '../../src/replica/create.js';
+import { executeRestore } from '../../src/restore/restore.js';
+import { planForReplica } from '../../src/restore/target.js';
+import { loadScenario, sha256File, stageReplica } from '../helpers/vectors.js';
+
+/** A file client whose WAL segment streams each break once, at their very end, with a reset connection. */
+function breaksOnce(inner: ReplicaClient): { client: ReplicaClient; broken: () => number } {
+  const seen = new Set<string>();
+  let broken = 0;
+  const client = Object.create(inner) as ReplicaClient;
+  client.walSegmentReader = async (pos: Pos) => {
+    const src = await inner.walSegmentReader(pos);
+    const key = `${pos.generation}/${pos.index}/${pos.offset}`;
+    if (seen.has(key)) return src;
+    seen.add(key);
+    broken++;
+    // Every byte arrives, then the connection resets before the end of the stream: the frames
+    // already applied must be applied again from the segment's start, not after themselves.
+    return Readable.from((async function* () {
+      for await (const c of src) yield c as Buffer;
+      throw Object.assign(new Error('connection reset by the test'), { code: 'ECONNRESET' });
+    })());
+  };
+  return { client, broken: () => broken };
+}
+
+describe('restore streams WAL indexes', () => {
+  let work: string;
+  let replica: string;
+  const { cases } = loadScenario('basic');
+  const latest = cases.find((c) => c.expect.outcome === 'ok' && !c.args.generation && !c.args.index && !c.args.timestamp && c.via === 'url')!;
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), 'lsinit-restore-stream-'));
+    replica = stageReplica('basic', work);
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  for (const [what, prefetchBytes] of [['streamed in their turn', 0], ['fetched ahead', 8 << 20]] as const) {
+    it(`segments ${what} that break are retried from their start; the result is Litestream's bytes`, async () => {
+      const { client, broken } = breaksOnce(createClient(replicaFromURL(`file://${replica}`, 'test')));
+      const plan = (await planForReplica(client, {}))!;
+      assert.ok(plan.indexes.length > 1, 'the vector has several WAL indexes');
+      const outDir = mkdtempSync(join(work, 'out-'));
+      const output = join(outDir, 'restored.db');
+      const r = await executeRestore(client, plan, { output, prefetchBytes });
+      assert.ok(broken() >= plan.indexes.length, `every segment stream broke once (${broken()})`);
+      assert.equal(r.walIndexes, plan.indexes.length);
+      assert.equal(sha256File(output), latest.expect.sha256);
+      assert.deepEqual(readdirSync(outDir), ['restored.db']);
+    });
+  }
+});
