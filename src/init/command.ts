@@ -39,6 +39,7 @@ Flags:
   -signal-rewrite FROM:TO  rewrite a forwarded signal, e.g. INT:TERM; TO=0 drops it (repeatable)
   -process-group           run the command in its own process group and signal the whole group
   -strip-credentials       remove AWS_*, LITESTREAM_*, AZURE_STORAGE_*, GOOGLE_APPLICATION_CREDENTIALS
+                           and any variable holding a configured age identity
                            from the command's environment
   -addr HOST:PORT          serve /metrics and /healthz (overrides addr: in the config)
   -no-lease                do not take the single-writer lease on the replicas
@@ -202,7 +203,7 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
   const rewrite = parseRewrite(overrides.signalRewrite ?? [], init.signalRewrite ?? {});
   let env = deps.env ?? process.env;
   if (overrides.stripCredentials ?? init.stripCredentials ?? false) {
-    const stripped = stripCredentials(env);
+    const stripped = stripCredentials(env, config?.dbs.flatMap((d) => d.replicas.flatMap((r) => r.age?.identities ?? [])));
     env = stripped.env;
     if (stripped.removed.length > 0) log.info('removed credentials from the app environment', { names: stripped.removed.join(',') });
   }

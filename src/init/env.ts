@@ -8,11 +8,15 @@
 export const CREDENTIAL_PREFIXES: readonly string[] = ['AWS_', 'LITESTREAM_', 'AZURE_STORAGE_'];
 export const CREDENTIAL_NAMES: readonly string[] = ['GOOGLE_APPLICATION_CREDENTIALS'];
 
-export function stripCredentials(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; removed: string[] } {
+/**
+ * `secrets`: values the config holds (age identities), which users pass through a variable of any
+ * name (`identities: [$AGE_KEY]`); a variable containing one is removed too.
+ */
+export function stripCredentials(env: NodeJS.ProcessEnv, secrets: readonly string[] = []): { env: NodeJS.ProcessEnv; removed: string[] } {
   const out: NodeJS.ProcessEnv = {};
   const removed: string[] = [];
   for (const [k, v] of Object.entries(env)) {
-    if (CREDENTIAL_NAMES.includes(k) || CREDENTIAL_PREFIXES.some((p) => k.startsWith(p))) removed.push(k);
+    if (CREDENTIAL_NAMES.includes(k) || CREDENTIAL_PREFIXES.some((p) => k.startsWith(p)) || secrets.some((s) => v?.includes(s))) removed.push(k);
     else out[k] = v;
   }
   return { env: out, removed };

@@ -92,6 +92,11 @@ test('strip-credentials removes AWS_*, LITESTREAM_*, AZURE_STORAGE_* and the GCS
   });
   assert.deepEqual(env, { PATH: '/bin', DATABASE_URL: 'x', MY_AWS_THING: 'kept' });
   assert.equal(removed.length, 4);
+  // A variable of any name that holds an age identity of the config (e.g. `identities: [$AGE_KEY]`).
+  const id = 'AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ';
+  const r = stripCredentials({ AGE_KEY: id, KEYFILE: `# comment\n${id}\n`, PATH: '/bin' }, [id]);
+  assert.deepEqual(r.env, { PATH: '/bin' });
+  assert.deepEqual(r.removed, ['AGE_KEY', 'KEYFILE']);
 });
 
 test('/proc stat parsing copes with spaces and parentheses in comm; leftovers skip owned subtrees', () => {
