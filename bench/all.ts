@@ -12,6 +12,8 @@
  *   requests.ts     storage requests per hour at 10 tx/s and idle, per backend, client and server counts
  *   throughput-floor.ts  where a saturating writer's lost throughput goes (read lock, checkpoints,
  *                   the shadow copy, inotify, lsinit's CPU), with a CPU profile of lsinit
+ *   age.ts          the cost of age encryption: snapshot, restore, per-segment write/read, event-loop
+ *                   stall, plain vs age, lsinit and Litestream
  * Usage: npm run bench [-- --quick] [--out report.md]
  *   --quick   smaller sizes and shorter windows (a smoke run of a few minutes, numbers less stable)
  */
@@ -30,6 +32,7 @@ const runs: { name: string; file: string; args: string[] }[] = [
   { name: 'init', file: 'init-timing.ts', args: quick ? ['3'] : ['10'] },
   { name: 'requests', file: 'requests.ts', args: quick ? ['--seconds', '20'] : ['--seconds', '120'] },
   { name: 'throughput floor', file: 'throughput-floor.ts', args: quick ? ['--rounds', '1', '--no-profile'] : ['--rounds', '3'] },
+  { name: 'age encryption', file: 'age.ts', args: quick ? ['--quick'] : [] },
 ];
 
 const report: string[] = [`# lsinit benchmarks — ${new Date().toISOString()}, node ${process.version}${quick ? ' (quick)' : ''}`, ''];
