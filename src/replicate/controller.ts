@@ -3,12 +3,17 @@
  * snapshots, retention, restore-if-missing and the final sync. Implements ControllerLike for
  * the init supervisor and backs `lsinit replicate`.
  *
- * Lag: besides Litestream's fixed monitor tick, the database directory is watched, so a commit
- * is copied to the shadow WAL at once and shipped as soon as the replica's sync interval since
- * its last upload allows: commit → object ≤ sync-interval + upload time.
+ * Lag: besides Litestream's monitor tick (a full sync every monitor-interval), the WAL index is
+ * polled every POLL_MS (one 96-byte read, DB.walAdvanced). New commits are copied to the shadow
+ * WAL and shipped as soon as a replica's sync interval since its last upload allows:
+ * commit → object ≤ max(POLL_MS, sync-interval) + upload time. Under a write burst that is one copy
+ * per sync interval (Litestream: one per monitor interval), not one per commit.
+ *
+ * No directory watch: an armed inotify watch makes every write(2) of the app queue an event,
+ * which cost a default-settings app a third of its write rate (bench/throughput-floor.ts, W).
  */
-import { existsSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Config, DBConfig } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -21,7 +26,8 @@ import { LeaseGuard } from './lease-guard.js';
 import type { ControllerLike, SyncFailure } from './types.js';
 
 const ERROR_LOG_EVERY_MS = 30_000;
-const WATCH_BATCH_MS = 50;
+/** WAL-index poll period: bounds the lag of a commit after a quiet spell. */
+export const POLL_MS = 50;
 
 interface Entry {
   cfg: DBConfig;
@@ -29,8 +35,9 @@ interface Entry {
   replicas: Replica[];
   log: Logger;
   timers: NodeJS.Timeout[];
-  watcher: FSWatcher | undefined;
   pendingTick: NodeJS.Timeout | undefined;
+  /** When the last sync of the database (copy to the shadow WAL) ran. */
+  lastTickAt: number;
   lastErrorLog: Map<string, number>;
   /** Single-writer lease per replica (absent for replicas with `lease: false`). */
   leases: Map<Replica, LeaseGuard>;
@@ -49,7 +56,7 @@ export class Controller implements ControllerLike {
       const dlog = log.child({ db: cfg.path });
       const db = new DB(cfg, dlog);
       const replicas = cfg.replicas.map((rc) => new Replica(db, rc, createClient(rc), dlog.child({ replica: rc.name })));
-      const e: Entry = { cfg, db, replicas, log: dlog, timers: [], watcher: undefined, pendingTick: undefined, lastErrorLog: new Map(), leases: new Map() };
+      const e: Entry = { cfg, db, replicas, log: dlog, timers: [], pendingTick: undefined, lastTickAt: 0, lastErrorLog: new Map(), leases: new Map() };
       for (const r of replicas) {
         const lc = r.cfg.lease;
         if (!lc) continue;
@@ -206,8 +213,7 @@ export class Controller implements ControllerLike {
     await this.acquireLeases(this.entries);
     for (const e of this.entries) {
       await Promise.all(e.replicas.map((r) => this.syncReplica(e, r)));
-      e.timers.push(setInterval(() => this.tick(e), Math.max(10, e.cfg.monitorIntervalMs)));
-      this.rearm(e);
+      e.timers.push(setInterval(() => this.poll(e), Math.max(10, Math.min(POLL_MS, e.cfg.monitorIntervalMs))));
       for (const r of e.replicas) {
         if (r.cfg.retentionMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
         if (r.cfg.snapshotIntervalMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.maybeSnapshot().catch((err) => this.replicaError(e, r, err, 'snapshot'))), Math.min(r.cfg.snapshotIntervalMs, 1000)));
@@ -217,34 +223,28 @@ export class Controller implements ControllerLike {
   }
 
   /**
-   * Arm the directory watch (a no-op when armed). Its first event disarms it, and the tick that
-   * event schedules re-arms it once its copy is done. The watch is thus armed only while we are
-   * idle: while armed, every write(2) of the app pays for an inotify event (and each one woke us)
-   * — measured at 6–11 % of a saturating writer's throughput (bench/throughput-floor.ts).
+   * Between syncs: the monitor tick once monitor-interval has passed since the last sync; else,
+   * when the app committed, a sync as soon as a replica may ship again (or at the monitor tick),
+   * or at once when the WAL grew by a checkpoint's worth of pages: copied and checkpointed in
+   * steps of min-checkpoint-page-count, the WAL stays near the size the app's own autocheckpoint
+   * keeps it at, instead of growing for a whole sync interval past it (every commit of an app
+   * with wal_autocheckpoint on then attempts a checkpoint our read lock keeps from finishing).
    */
-  private watch(e: Entry): void {
-    if (e.watcher || !this.running) return;
-    const base = basename(e.cfg.path);
+  private poll(e: Entry): void {
+    if (!this.running) return;
+    const now = Date.now();
+    const monitorDue = e.lastTickAt + e.cfg.monitorIntervalMs;
+    if (now >= monitorDue) return this.tick(e);
+    let frames = 0;
     try {
-      const w = watch(dirname(e.cfg.path), { persistent: false }, (_ev, name) => {
-        if (e.watcher !== w || (name !== `${base}-wal` && name !== base)) return;
-        this.unwatch(e);
-        // Copy to the shadow WAL (and maybe checkpoint) at most every WATCH_BATCH_MS under a
-        // write burst, and ship as soon as a replica's sync interval allows. One sync per commit
-        // would cost the app CPU on small machines; one per monitor tick would let the WAL grow.
-        const due = Math.min(...e.replicas.filter((r) => !this.lost(e, r)).map((r) => (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs));
-        this.schedule(e, Math.max(0, Math.min(WATCH_BATCH_MS, due - Date.now())));
-      });
-      w.on('error', () => this.unwatch(e));
-      e.watcher = w;
+      frames = e.db.newFrames();
     } catch {
-      e.watcher = undefined; // the monitor interval still drives syncs
+      // Unreadable now: the monitor tick retries and logs.
     }
-  }
-
-  private unwatch(e: Entry): void {
-    e.watcher?.close();
-    e.watcher = undefined;
+    if (frames === 0) return;
+    const due = Math.min(monitorDue, ...e.replicas.filter((r) => !this.lost(e, r)).map((r) => (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs));
+    if (due <= now || frames >= e.cfg.minCheckpointPageCount) this.tick(e);
+    else this.schedule(e, due - now);
   }
 
   private schedule(e: Entry, delayMs: number): void {
@@ -257,6 +257,9 @@ export class Controller implements ControllerLike {
 
   private tick(e: Entry): void {
     if (!this.running) return;
+    if (e.pendingTick) clearTimeout(e.pendingTick);
+    e.pendingTick = undefined;
+    e.lastTickAt = Date.now();
     const changed = this.syncDB(e);
     const now = Date.now();
     let wait = Infinity;
@@ -272,20 +275,6 @@ export class Controller implements ControllerLike {
       else wait = Math.min(wait, at - now);
     }
     if (wait !== Infinity) this.schedule(e, wait);
-    this.rearm(e);
-  }
-
-  /** Re-arm the watch, then look once: a commit between our last copy and the re-arm raised no event. */
-  private rearm(e: Entry): void {
-    if (e.watcher) return;
-    this.watch(e);
-    let advanced = false;
-    try {
-      advanced = e.watcher !== undefined && e.db.walAdvanced();
-    } catch {
-      // Unreadable now: the monitor tick retries.
-    }
-    if (advanced) this.schedule(e, WATCH_BATCH_MS);
   }
 
   private syncing = new WeakSet<Replica>();
@@ -332,7 +321,6 @@ export class Controller implements ControllerLike {
     for (const e of this.entries) {
       for (const t of e.timers) clearInterval(t);
       if (e.pendingTick) clearTimeout(e.pendingTick);
-      this.unwatch(e);
     }
     await Promise.all(this.entries.map(async (e) => {
       try {

@@ -5,6 +5,7 @@
  * process (a replica upload) seeing a half-appended transaction, and memory stays at one chunk
  * whatever the transaction size.
  */
+import { endianness } from 'node:os';
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader, verifyFrame, type Checksum, type WALHeader } from '../format/wal.js';
 
@@ -214,4 +215,27 @@ export function copyToShadow(st: ShadowState, shadowPath: string, walPath: strin
     closeSync(sfd);
     closeSync(wfd);
   }
+}
+
+const WAL_INDEX_HEADER_SIZE = 48;
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/**
+ * The WAL-index header at the start of -shm (wal.c WalIndexHdr): SQLite keeps two copies and a
+ * writer updates the second, then the first; copies that differ are a torn read (undefined, the
+ * caller looks again). Integers are in native byte order; the salts are the WAL header's bytes
+ * 16..24 copied as they are. undefined also before the index is initialised.
+ */
+export function readWALIndexHeader(fd: number): { mxFrame: number; salt: Buffer } | undefined {
+  const b = Buffer.allocUnsafe(2 * WAL_INDEX_HEADER_SIZE);
+  let got: number;
+  try {
+    got = readSync(fd, b, 0, b.length, 0);
+  } catch {
+    return undefined;
+  }
+  if (got < b.length) return undefined;
+  const h1 = b.subarray(0, WAL_INDEX_HEADER_SIZE);
+  if (!h1.equals(b.subarray(WAL_INDEX_HEADER_SIZE)) || h1[12] === 0) return undefined; // torn, or isInit == 0
+  return { mxFrame: LITTLE_ENDIAN ? h1.readUInt32LE(16) : h1.readUInt32BE(16), salt: Buffer.from(h1.subarray(32, 40)) };
 }
