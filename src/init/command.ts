@@ -51,6 +51,12 @@ Exit code: the command's, or 128+N if a signal killed it; 127/126 if it cannot b
 restore failed (the command is not started); 70 if the command exited 0 but the final sync failed.
 `;
 
+/** What the worker controller adds to ControllerLike (replicate/worker-controller.ts). */
+interface WorkerLike {
+  appEnded(code: number): void;
+  dispose(): Promise<void>;
+}
+
 /** Flag values that override the config's `init:` mapping. */
 export interface InitOverrides {
   shutdownTimeoutMs?: number;
@@ -145,9 +151,10 @@ async function defaultLoadConfig(opts: { path?: string; expandEnv: boolean; env?
   return loadConfig(opts);
 }
 
+/** Replication in a worker thread: the main thread stays free to forward signals (worker-controller.ts). */
 async function defaultControllerFactory(): Promise<(config: Config, log: Logger) => ControllerLike> {
-  const { Controller } = await import('../replicate/controller.js');
-  return (config, log) => new Controller(config, log);
+  const { WorkerController } = await import('../replicate/worker-controller.js');
+  return (config, log) => new WorkerController(config, log);
 }
 
 function loggerFor(config: Config | null, env: NodeJS.ProcessEnv): Logger {
@@ -225,6 +232,7 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
   const processGroup = overrides.processGroup ?? init.processGroup;
   let lastExitCode: number | undefined;
   // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
+  // The worker controller serves them from its thread; an in-process controller (tests) from here.
   let metrics: { close(): Promise<void> } | undefined;
   if (config?.addr && controller !== null && 'entries' in controller) {
     const { startMetricsServer } = await import('../metrics/server.js');
@@ -247,9 +255,13 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
     ...(init.syncFailureExitCode === undefined ? {} : { syncFailureExitCode: init.syncFailureExitCode }),
     ...(deps.signals === undefined ? {} : { signals: deps.signals }),
     ...(deps.reap === false ? { reaper: false as const } : {}),
-    onAppEnd: (code) => (lastExitCode = code),
+    onAppEnd: (code) => {
+      lastExitCode = code;
+      (controller as Partial<WorkerLike> | null)?.appEnded?.(code);
+    },
   });
   } finally {
     await metrics?.close();
+    await (controller as Partial<WorkerLike> | null)?.dispose?.();
   }
 }

@@ -23,7 +23,7 @@ import { Replica } from '../replica/replica.js';
 import { restore } from '../restore/index.js';
 import { DB } from '../sqlite/db.js';
 import { LeaseGuard } from './lease-guard.js';
-import type { ControllerLike, SyncFailure } from './types.js';
+import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 
 const ERROR_LOG_EVERY_MS = 30_000;
 /** WAL-index poll period: bounds the lag of a commit after a quiet spell. */
@@ -50,7 +50,10 @@ export class Controller implements ControllerLike {
   /** Aborts lease waits when shutdown starts during start-up. */
   private readonly abort = new AbortController();
 
+  private readonly config: Config;
+
   constructor(config: Config, log: Logger) {
+    this.config = config;
     this.log = log;
     this.entries = config.dbs.map((cfg) => {
       const dlog = log.child({ db: cfg.path });
@@ -161,7 +164,7 @@ export class Controller implements ControllerLike {
   }
 
   describe(): { db: string; replicas: string[] }[] {
-    return this.entries.map((e) => ({ db: e.cfg.path, replicas: e.cfg.replicas.map((r) => `${r.name}=${r.display}`) }));
+    return describeConfig(this.config);
   }
 
   async restoreMissing(): Promise<void> {

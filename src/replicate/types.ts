@@ -1,3 +1,5 @@
+import type { Config } from '../config/types.js';
+
 /** What the init supervisor needs from replication (implemented by replicate/controller.ts). */
 export interface SyncFailure {
   db: string;
@@ -22,4 +24,9 @@ export interface ControllerLike {
    * time by which it must return; `fast` skips retries (second signal).
    */
   close(opts: { deadline: number; fast?: boolean }): Promise<{ failures: SyncFailure[] }>;
+}
+
+/** Databases and their replicas (redacted), as `ControllerLike.describe()` returns them. */
+export function describeConfig(config: Config): { db: string; replicas: string[] }[] {
+  return config.dbs.map((d) => ({ db: d.path, replicas: d.replicas.map((r) => `${r.name}=${r.display}`) }));
 }

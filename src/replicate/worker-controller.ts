@@ -1,0 +1,112 @@
+/**
+ * The init's replication, run in a worker thread (worker.ts). PID 1's first duty is to forward a
+ * signal at once; on one event loop, a WAL copy of a 300 MB transaction, a checksum chain, a
+ * checkpoint waiting in SQLite's busy handler or a snapshot held a SIGTERM back for hundreds of ms
+ * (seconds for a larger WAL). Here the main thread keeps the signals, the app, the reaper and
+ * the shutdown budget; every call below is one small message, and the worker does the work.
+ *
+ * A worker that dies (out of memory, a bug) does not take the app down: the failure is logged, the
+ * app runs on unprotected, and the final sync reports it (exit code 70 when the app exited 0).
+ */
+import { Worker } from 'node:worker_threads';
+import type { Config } from '../config/types.js';
+import type { Level, Logger } from '../log/logger.js';
+import { holdWALs } from '../sqlite/wal-guard.js';
+import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
+import { pack, unpackError, type CallOp, type FromWorker, type ToWorker } from './worker-protocol.js';
+import type { WorkerData } from './worker.js';
+
+/**
+ * V8 limits of the worker's heap. A small young generation keeps the RSS that bursts of short-lived
+ * buffers leave behind small (V8 grows the semi-spaces to 16 MB each under allocation pressure and
+ * keeps them); data is streamed in bounded chunks, so the old generation needs no more than this.
+ */
+export const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 1024 };
+
+export class WorkerController implements ControllerLike {
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private readonly ready: Promise<unknown>;
+  private dead: Error | undefined;
+
+  constructor(config: Config, log: Logger) {
+    this.config = config;
+    this.log = log;
+    const data: WorkerData = { config: pack(config), level: config.logging.level as Level };
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: WORKER_RESOURCE_LIMITS });
+    this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve, reject }));
+    this.ready.catch(() => {}); // reported through the first call
+    this.worker.on('message', (m: FromWorker) => this.onMessage(m));
+    this.worker.on('error', (err) => this.die(err));
+    this.worker.on('exit', (code) => this.die(new Error(`replication worker exited (code ${code})`)));
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.t === 'log') {
+      this.log[m.level](m.msg, m.fields);
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (m.ok) p.resolve(m.value);
+    else p.reject(unpackError(m.error));
+  }
+
+  private die(err: Error): void {
+    if (this.dead) return;
+    this.dead = err;
+    if (!this.disposed) this.log.error('replication stopped: its worker thread died; the app keeps running without replication', { error: err.message });
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  private async call(op: CallOp, args?: unknown): Promise<unknown> {
+    await this.ready;
+    if (this.dead) throw this.dead;
+    const id = this.nextId++;
+    const result = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.worker.postMessage({ t: 'call', id, op, args } satisfies ToWorker);
+    return result;
+  }
+
+  describe(): { db: string; replicas: string[] }[] {
+    return describeConfig(this.config);
+  }
+
+  async restoreMissing(): Promise<void> {
+    await this.call('restoreMissing');
+  }
+
+  async start(): Promise<void> {
+    await this.call('start');
+  }
+
+  async close(opts: { deadline: number; fast?: boolean }): Promise<{ failures: SyncFailure[] }> {
+    try {
+      return (await this.call('close', opts)) as { failures: SyncFailure[] };
+    } catch (err) {
+      if (!this.dead) throw err;
+      return { failures: this.config.dbs.map((d) => ({ db: d.path, replica: '(replication worker)', error: this.dead!.message })) };
+    }
+  }
+
+  /** The app's exit code, for /healthz (`child.last_exit_code`). */
+  appEnded(code: number): void {
+    if (!this.dead) this.worker.postMessage({ t: 'appEnd', code } satisfies ToWorker);
+  }
+
+  private disposed = false;
+
+  /** After the final sync: close the metrics server, keep every -wal past the worker's end, stop it. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    await this.call('shutdown').catch(() => {});
+    this.disposed = true;
+    holdWALs(this.config.dbs.map((d) => d.path));
+    await this.worker.terminate();
+  }
+}

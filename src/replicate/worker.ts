@@ -1,0 +1,80 @@
+/**
+ * The replication worker: a worker_threads entry that runs the Controller (WAL copies, checksums,
+ * checkpoints with SQLite's busy waits, snapshots, uploads) and the metrics server, so the init's
+ * main thread only forwards signals, reaps and supervises the app (worker-controller.ts). Its log
+ * records go to the main thread's logger, which formats and redacts them.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/types.js';
+import { errorMessage } from '../errors.js';
+import type { Fields, Level, Logger } from '../log/logger.js';
+import { Controller } from './controller.js';
+import { cloneableFields, packError, unpack, type FromWorker, type ToWorker } from './worker-protocol.js';
+
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface WorkerData {
+  config: unknown;
+  level: Level;
+}
+
+function forwardingLogger(port: NonNullable<typeof parentPort>, min: Level, bound: Fields = {}): Logger {
+  const emit = (level: Level, msg: string, fields?: Fields) => {
+    if (ORDER[level] < ORDER[min]) return;
+    const rec: FromWorker = { t: 'log', level, msg, fields: cloneableFields({ ...bound, ...fields }) };
+    try {
+      port.postMessage(rec);
+    } catch {
+      port.postMessage({ t: 'log', level, msg, fields: { fields: 'unclonable' } } satisfies FromWorker);
+    }
+  };
+  return {
+    debug: (m, f) => emit('debug', m, f),
+    info: (m, f) => emit('info', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    error: (m, f) => emit('error', m, f),
+    child: (f) => forwardingLogger(port, min, { ...bound, ...f }),
+  };
+}
+
+async function main(port: NonNullable<typeof parentPort>): Promise<void> {
+  const data = workerData as WorkerData;
+  const config = unpack(data.config) as Config;
+  const log = forwardingLogger(port, data.level);
+  const controller = new Controller(config, log);
+  let lastExitCode: number | undefined;
+  // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
+  let metrics: { close(): Promise<void> } | undefined;
+  if (config.addr) {
+    const { startMetricsServer } = await import('../metrics/server.js');
+    const init = { restarts: () => 0, lastExitCode: () => lastExitCode };
+    metrics = await startMetricsServer({ addr: config.addr, controller, log, init }).catch((err: unknown) => {
+      log.error('cannot start metrics server', { error: errorMessage(err) });
+      return undefined;
+    });
+  }
+  const ops = {
+    restoreMissing: () => controller.restoreMissing(),
+    start: () => controller.start(),
+    close: (args: unknown) => controller.close(args as { deadline: number; fast?: boolean }),
+    shutdown: async () => {
+      await metrics?.close();
+    },
+  };
+  port.on('message', (m: ToWorker) => {
+    if (m.t === 'appEnd') {
+      lastExitCode = m.code;
+      return;
+    }
+    ops[m.op](m.args).then(
+      (value) => port.postMessage({ t: 'result', id: m.id, ok: true, value: value ?? null } satisfies FromWorker),
+      (err: unknown) => port.postMessage({ t: 'result', id: m.id, ok: false, error: packError(err) } satisfies FromWorker),
+    );
+  });
+  port.postMessage({ t: 'result', id: 0, ok: true, value: null } satisfies FromWorker); // ready
+}
+
+if (parentPort) {
+  const port = parentPort;
+  main(port).catch((err: unknown) => port.postMessage({ t: 'result', id: 0, ok: false, error: packError(err) } satisfies FromWorker));
+}

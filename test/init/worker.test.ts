@@ -1,0 +1,61 @@
+/**
+ * Replication in init mode runs in a worker thread (src/replicate/worker-controller.ts). What that
+ * must not change: the resolved config's secrets (non-enumerable, which structured cloning drops)
+ * reach the worker and stay unprintable; and the worker's end at exit does not let SQLite's
+ * close-time checkpoint delete the WAL, so the next start continues the same generation.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { pack, unpack } from '../../src/replicate/worker-protocol.js';
+import { ROOT, tmp } from './helpers.js';
+
+test('pack/unpack: non-enumerable settings (secrets) survive a structured clone and stay non-enumerable', () => {
+  const settings = { bucket: 'b', nested: [{ a: 1 }] };
+  Object.defineProperty(settings, 'secretAccessKey', { value: 's3cr3t-value', enumerable: false });
+  const config = { dbs: [{ path: '/x.db', replicas: [{ name: 's3', settings }] }] };
+  const back = unpack(structuredClone(pack(config))) as typeof config;
+  const s = back.dbs[0]!.replicas[0]!.settings as Record<string, unknown>;
+  assert.equal(s['secretAccessKey'], 's3cr3t-value');
+  assert.equal(Object.keys(s).includes('secretAccessKey'), false);
+  assert.equal(JSON.stringify(back).includes('s3cr3t'), false);
+  assert.deepEqual(s['nested'], [{ a: 1 }]);
+});
+
+function runInit(cfg: string, db: string, code: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [join(ROOT, 'bin/lsinit.js'), '-config', cfg, '--', process.execPath, '-e', code], { env: { ...process.env, DB: db, NODE_PATH: join(ROOT, 'node_modules') }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+  return new Promise((r) => child.on('exit', (c) => r({ code: c, output })));
+}
+
+test('a second init run on the same database continues the generation (the WAL outlives the worker)', { timeout: 120_000 }, async (t) => {
+  const dir = tmp(t);
+  const db = join(dir, 'app.db');
+  const d = new Database(db);
+  d.pragma('journal_mode = wal');
+  d.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  d.close();
+  const cfg = join(dir, 'lsinit.yml');
+  writeFileSync(cfg, `dbs:\n  - path: ${db}\n    replicas:\n      - type: file\n        path: ${join(dir, 'replica')}\n`);
+  const write = "const D = require('better-sqlite3'); const d = new D(process.env.DB); d.prepare('INSERT INTO t (v) VALUES (?)').run('row'); d.close();";
+  const first = await runInit(cfg, db, write);
+  assert.equal(first.code, 0, first.output);
+  const gen = /msg="sync: new generation".* generation=([0-9a-f]{16})/.exec(first.output)?.[1];
+  assert.ok(gen, first.output);
+  const second = await runInit(cfg, db, write);
+  assert.equal(second.code, 0, second.output);
+  assert.match(second.output, new RegExp(`msg="continuing generation".* generation=${gen}`));
+  assert.doesNotMatch(second.output, /new generation/);
+  const restored = join(dir, 'restored.db');
+  const r = spawn(process.execPath, [join(ROOT, 'bin/lsinit.js'), 'restore', '-o', restored, `file://${join(dir, 'replica')}`], { stdio: 'inherit' });
+  assert.equal(await new Promise((res) => r.on('exit', res)), 0);
+  const rd = new Database(restored, { readonly: true });
+  assert.deepEqual(rd.prepare('SELECT v FROM t ORDER BY id').all(), [{ v: 'row' }, { v: 'row' }]);
+  assert.equal(rd.pragma('integrity_check', { simple: true }), 'ok');
+  rd.close();
+});
