@@ -107,8 +107,10 @@ export function createHealthCheck(source: MetricsSource, opts: { init?: ChildSta
       for (const r of e.replicas) {
         const lag = replicaLagMs(r, t, since);
         const allowed = Math.max(HEALTH_SYNC_INTERVALS * r.cfg.syncIntervalMs, HEALTH_MIN_ALLOWANCE_MS);
-        // A replica whose lease was lost is never written again: unhealthy whatever its lag.
-        const lost = e.leases.get(r)?.lostError;
+        // A replica whose lease was lost is never written again, and one whose lease is unconfirmed
+        // is not written until it is read back: unhealthy whatever its lag.
+        const g = e.leases.get(r);
+        const lost = g?.lostError ?? (g?.state === 'unsure' ? g.unsureError : undefined);
         const h: ReplicaHealth = {
           db: e.cfg.path,
           name: r.name,

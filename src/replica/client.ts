@@ -73,6 +73,12 @@ export interface ReplicaClient {
   writeObject(key: string, body: Body): Promise<ObjectInfo>;
   /** Release connections (SFTP sessions, HTTP agents). The client may not be used afterwards. */
   close(): Promise<void>;
+  /**
+   * Abort every request in flight now (they reject); later requests are not affected. The final
+   * sync uses it so that one request hung on a stalled store does not eat the whole shutdown
+   * budget. Optional: a backend without it is waited for, bounded by its own request timeout.
+   */
+  abortInFlight?(): void;
 }
 
 export function comparePos(a: Pos, b: Pos): number {

@@ -17,7 +17,7 @@ export class LazyClient implements ReplicaClient {
   }
 
   private get c(): Promise<ReplicaClient> {
-    return (this.loading ??= this.load());
+    return (this.loading ??= this.load().then((c) => (this.loaded = c)));
   }
 
   async generations(): Promise<string[]> { return (await this.c).generations(); }
@@ -33,6 +33,10 @@ export class LazyClient implements ReplicaClient {
   async listObjects(d: string): Promise<ObjectInfo[]> { return (await this.c).listObjects(d); }
   async objectReader(k: string): Promise<Readable> { return (await this.c).objectReader(k); }
   async writeObject(k: string, b: Body): Promise<ObjectInfo> { return (await this.c).writeObject(k, b); }
+  private loaded: ReplicaClient | undefined;
+  abortInFlight(): void {
+    this.loaded?.abortInFlight?.();
+  }
   async close(): Promise<void> {
     if (this.loading) await (await this.loading).close();
   }

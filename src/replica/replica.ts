@@ -283,6 +283,16 @@ export class Replica {
     });
   }
 
+  /**
+   * Learn the position from the store again at the next sync (after another instance may have
+   * written to the replica). Queued behind any operation in flight, which may still move it.
+   */
+  forgetPosition(): Promise<void> {
+    return this.exclusive(async () => {
+      this.pos = undefined;
+    });
+  }
+
   /** Wait for in-flight work (used at shutdown). */
   idle(): Promise<void> {
     return this.busy;

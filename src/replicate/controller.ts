@@ -22,6 +22,7 @@ import { leaseStoreFor } from '../replica/lease/index.js';
 import { Replica } from '../replica/replica.js';
 import { restore } from '../restore/index.js';
 import { DB } from '../sqlite/db.js';
+import { finalSync } from './final-sync.js';
 import { LeaseGuard } from './lease-guard.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 
@@ -72,13 +73,22 @@ export class Controller implements ControllerLike {
           signal: this.abort.signal,
           log: dlog.child({ replica: r.name }),
           onLost: (err) => this.leaseLost(r, err),
+          onUnsure: (err) => this.leaseLost(r, err),
+          onRegained: ({ relearn }) => {
+            r.stats.lastError = undefined;
+            // Another instance may have written to the replica meanwhile: learn its position from the store again.
+            if (relearn) void r.forgetPosition();
+            this.schedule(e, 0);
+          },
         }));
       }
       // A replica that lost its lease is never written again: it must not hold shadow WAL back.
       db.minReplicaIndex = (gen) => {
         const live = replicas.filter((r) => !this.lost(e, r));
-        // Every replica lost: keep all shadow WAL (nothing ships it, but nothing is lost either).
-        if (live.length === 0 && replicas.length > 0) return 0;
+        // Every replica lost (or none, which config refuses): keep all shadow WAL (nothing ships
+        // it, but nothing is lost either). Math.min() of nothing is Infinity, which would delete
+        // the current shadow WAL and start a new generation on every tick.
+        if (live.length === 0) return 0;
         return Math.min(...live.map((r) => (r.pos?.generation === gen ? r.pos.index : 0)));
       };
       return e;
@@ -142,6 +152,7 @@ export class Controller implements ControllerLike {
   private async ensureLease(e: Entry, r: Replica): Promise<void> {
     const g = e.leases.get(r);
     if (!g || g.held) return;
+    if (g.state === 'unsure') throw g.unsureError!;
     if (g.state !== 'idle') throw g.lostError ?? new LsinitError('LSINIT_ERR_LEASE', `replica ${r.name}: lease ${g.state}; not writing to it`);
     // r.sync writes nothing while the database has no position (it reads pos() synchronously next).
     if (!e.db.pos()) return;
@@ -155,7 +166,7 @@ export class Controller implements ControllerLike {
   }
 
   /**
-   * The guard has already logged the loss (once, at error level, naming the new holder) and
+   * The guard has already logged the loss or the doubt (naming the new holder, if any), and
    * `writable()` now skips the replica; metrics and /healthz read the guard's state.
    */
   private leaseLost(r: Replica, err: LsinitError): void {
@@ -333,17 +344,12 @@ export class Controller implements ControllerLike {
         return;
       }
       await Promise.all(e.replicas.map(async (r) => {
-        const left = opts.deadline - Date.now();
         const guard = e.leases.get(r);
-        let settled = true;
-        try {
-          if (guard?.state === 'lost') throw new Error(guard.lostError?.message ?? 'replica lease lost');
-          settled = false;
-          await withDeadline(r.idle().then(() => this.ensureLease(e, r)).then(() => r.sync(opts.fast ? { fast: true } : {})).finally(() => (settled = true)), left, `final sync of replica ${r.name} did not finish before the shutdown deadline`);
-          if (r.behind()) throw new Error(r.stats.lastError ?? 'replica is behind after the final sync');
+        const { settled, error } = await finalSync(r, guard, { deadline: opts.deadline, ...(opts.fast ? { fast: true } : {}), ensureLease: () => this.ensureLease(e, r) });
+        if (error === undefined) {
           e.log.info('final sync done', { replica: r.name, position: r.pos ? `${r.pos.generation}/${r.pos.index.toString(16).padStart(8, '0')}:${r.pos.offset}` : undefined });
-        } catch (err) {
-          failures.push({ db: e.cfg.path, replica: `${r.name} (${r.cfg.display})`, error: errorMessage(err) });
+        } else {
+          failures.push({ db: e.cfg.path, replica: `${r.name} (${r.cfg.display})`, error: errorMessage(error) });
         }
         // Hand the replica over only once nothing of ours is in flight; a sync cut off by the
         // deadline keeps the lease until it expires (ttl), so the next instance cannot overlap it.

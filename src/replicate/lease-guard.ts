@@ -4,12 +4,22 @@
  * (Litestream #422, #1119; reference §5); overlapping deploys make that routine. The guard holds a
  * lease object next to `generations/` (replica/lease/types.ts) with a TTL and renews it; a second
  * instance that finds a live lease refuses to start (or waits for it, bounded), an expired lease is
- * taken over with a conditional replace, and a holder that loses its lease (stolen, or not renewed
- * in time) is told through `onLost` before anyone else can consider it expired.
+ * taken over with a conditional replace.
  *
- * Expiry is judged on wall clocks: a reader whose clock runs ahead of the holder's by more than
- * ttl − renew interval can take a live lease over. The holder's next renew then fails its
- * precondition and it stops loudly, so skew costs an unneeded hand-over, never silent corruption.
+ * A holder whose renewals fail (store slow, down, answering 5xx; the process paused) cannot know
+ * whether someone took the lease over, so `safetyMs` before anyone else may treat it as expired it
+ * becomes `unsure`: nothing is shipped (`held` is false), and it re-reads the lease every
+ * `recheckMs`. Still ours (our random holder id; nobody else can have written in between, since
+ * every write is conditional), free, or expired and not renewed by anyone: it takes the lease back
+ * and replication resumes from the shadow WAL. Only a live lease of another holder makes it `lost`
+ * for good. Litestream 0.3 has no lease and catches up after any outage; a lease must not make an
+ * outage permanent.
+ *
+ * Our own deadline runs on the monotonic clock (a stepped wall clock neither stretches nor
+ * shortens it); the stored `expiresAt` is wall-clock, because other hosts compare it with theirs.
+ * A reader whose clock runs ahead of ours by more than ttl − renew interval can take a live lease
+ * over; our next renewal then finds the other holder and stops loudly, so skew costs an unneeded
+ * hand-over, never silent corruption.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
@@ -17,6 +27,7 @@ import { setTimeout as sleepTimer } from 'node:timers/promises';
 import { errorMessage, LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { isLeaseConflict, LEASE_VERSION, leaseConflict, type Lease, type LeaseHolder, type LeaseRecord, type LeaseStore } from '../replica/lease/types.js';
+import { describeHolder, heldError, lostError, pidAlive, timeoutError, unsureError } from './lease-messages.js';
 
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 export const DEFAULT_LEASE_MAX_WAIT_MS = 5 * 60_000;
@@ -33,6 +44,13 @@ export interface LeaseGuardOptions {
   ttlMs?: number;
   /** Renewal period (default ttl / 3, i.e. 10 s). */
   renewIntervalMs?: number;
+  /**
+   * Longest wait for one store call (default ttl / 6, 1–10 s): a store that accepts
+   * connections and never answers must not hold a renewal, a start or a shutdown.
+   */
+  requestTimeoutMs?: number;
+  /** Re-read period while the lease is unconfirmed (default ttl / 10, 1–3 s). */
+  recheckMs?: number;
   /** Wait for a live lease to be released or to expire instead of refusing at once. */
   wait?: boolean;
   /** Longest total wait with `wait` (default 5 min); then acquire fails like without it. */
@@ -53,16 +71,26 @@ export interface LeaseGuardOptions {
   /** Holder identity overrides (tests; the id is always random). */
   hostname?: string;
   pid?: number;
+  /** Wall clock (ms): the stored expiry, and other holders' expiries, are wall-clock times. */
   now?: () => number;
+  /** Monotonic clock (ms) for our own deadline and waits (default performance.now). */
+  mono?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Aborts a wait (shutdown during start-up); a single attempt is not affected. */
   signal?: AbortSignal;
   log?: Logger;
-  /** Called once when a held lease is lost; the caller must stop writing to the replica. */
+  /** Called when a held lease can no longer be confirmed: stop writing until `onRegained`. */
+  onUnsure?: (err: LsinitError) => void;
+  /**
+   * Called when an unconfirmed lease is held again. `relearn`: it was not ours any more when read
+   * (free or expired), so another instance may have written to the replica meanwhile.
+   */
+  onRegained?: (info: { relearn: boolean }) => void;
+  /** Called once when another live instance holds the lease; the replica is never written again. */
   onLost?: (err: LsinitError) => void;
 }
 
-export type LeaseState = 'idle' | 'held' | 'lost' | 'released';
+export type LeaseState = 'idle' | 'held' | 'unsure' | 'lost' | 'released';
 
 export class LeaseGuard {
   readonly holder: LeaseHolder;
@@ -70,19 +98,26 @@ export class LeaseGuard {
   readonly store: LeaseStore;
   readonly ttlMs: number;
   readonly renewIntervalMs: number;
+  readonly requestTimeoutMs: number;
+  readonly recheckMs: number;
   private readonly o: LeaseGuardOptions;
   private readonly now: () => number;
+  private readonly mono: () => number;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private token: string | undefined;
-  private expiresAtMs = 0;
+  /** Monotonic time by which our lease runs out unless renewed. */
+  private deadline = 0;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> = Promise.resolve();
   private failures = 0;
   private lastFailure: string | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  private corruptSeen: string | undefined;
   state: LeaseState = 'idle';
-  /** Why the lease was lost, once it was. */
+  /** Why the lease was lost (another live holder), once it was. */
   lostError: LsinitError | undefined;
+  /** Why the lease is unconfirmed, while `state` is `unsure`. */
+  unsureError: LsinitError | undefined;
 
   constructor(opts: LeaseGuardOptions) {
     this.o = opts;
@@ -94,7 +129,10 @@ export class LeaseGuard {
         fields: { ttlMs: this.ttlMs, renewIntervalMs: this.renewIntervalMs },
       });
     }
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? Math.max(1000, Math.min(10_000, Math.floor(this.ttlMs / 6)));
+    this.recheckMs = opts.recheckMs ?? Math.max(1000, Math.min(3000, Math.floor(this.ttlMs / 10)));
     this.now = opts.now ?? Date.now;
+    this.mono = opts.mono ?? (() => performance.now());
     this.sleep = opts.sleep ?? ((ms, signal) => sleepTimer(ms, undefined, signal ? { signal } : undefined));
     this.holder = {
       hostname: opts.hostname ?? osHostname(),
@@ -104,34 +142,39 @@ export class LeaseGuard {
     };
   }
 
+  /** Whether we may write now. Checks the deadline too: after a pause (SIGSTOP, a blocked event loop) the watchdog may not have run yet. */
   get held(): boolean {
+    if (this.state === 'held' && this.mono() >= this.deadline - this.safetyMs()) {
+      this.goUnsure(`it was not renewed in time (${this.lastFailure ?? 'the process or its event loop was paused'})`, undefined);
+    }
     return this.state === 'held';
   }
 
-  /** When our lease runs out if not renewed (epoch ms); 0 when not held. */
-  get expiresAt(): number {
-    return this.state === 'held' ? this.expiresAtMs : 0;
+  /** Milliseconds our lease has left unless renewed (monotonic); 0 when not held. */
+  get remainingMs(): number {
+    return this.state === 'held' ? Math.max(0, this.deadline - this.mono()) : 0;
   }
 
   /** Take the lease (or throw LSINIT_ERR_LEASE naming the holder), then renew it every interval. */
   async acquire(): Promise<void> {
     if (this.state !== 'idle') throw new LsinitError('LSINIT_ERR_LEASE', `lease guard for ${this.where()} was already used (state ${this.state})`);
-    const start = this.now();
+    const start = this.mono();
     const deadline = start + (this.o.maxWaitMs ?? DEFAULT_LEASE_MAX_WAIT_MS);
     let races = 0;
     let waitingLogged = false;
     let corruptSeen: string | undefined;
     for (;;) {
       // `signal` aborts waiting only (its sleeps): one attempt at close-time still runs.
-      const rec = await this.o.store.read();
+      const rec = await this.timed('read', () => this.o.store.read());
       try {
         if (!rec) {
-          await this.take(() => this.o.store.create(this.lease()), undefined);
+          await this.take((l) => this.o.store.create(l), undefined);
           return;
         }
         if (rec.lease.holder.id === this.holder.id) {
-          // Our own write whose response was lost and whose retry hit the precondition.
-          this.adopt(rec);
+          // Our own write whose response was lost and whose retry hit the precondition: renew it
+          // at once, so our deadline counts from a write we know the time of.
+          await this.take((l) => this.o.store.replace(l, rec.token), undefined);
           return;
         }
         if (rec.corrupt !== undefined) {
@@ -141,29 +184,34 @@ export class LeaseGuard {
             await this.sleep(this.o.corruptGraceMs ?? 2000, this.o.signal);
             continue;
           }
-          await this.take(() => this.o.store.replace(this.lease(), rec.token), rec);
+          await this.take((l) => this.o.store.replace(l, rec.token), rec);
           return;
         }
-        const exp = Date.parse(rec.lease.expiresAt);
-        if (exp <= this.now() || this.leftHereBefore(rec.lease)) {
-          await this.take(() => this.o.store.replace(this.lease(), rec.token), rec);
+        if (this.free(rec)) {
+          await this.take((l) => this.o.store.replace(l, rec.token), rec);
           return;
         }
         // A live lease held by someone else.
         const now = this.now();
-        if (!this.o.wait || now >= deadline) throw heldError(this.o.store, rec.lease, now, this.o.replica, this.o.wait ? now - start : undefined);
+        const mono = this.mono();
+        if (!this.o.wait || mono >= deadline) throw heldError(this.o.store, rec.lease, now, this.o.replica, this.o.wait ? mono - start : undefined);
         if (!waitingLogged) {
           waitingLogged = true;
           this.o.log?.warn('replica lease is held by another instance; waiting for it to be released or to expire', { replica: this.o.replica, ...describeHolder(rec.lease, now) });
         }
         const poll = this.o.pollMs ?? Math.min(5000, Math.floor(this.ttlMs / 3));
         // Wake at the poll period, just after the expiry, or at the deadline, whichever comes first.
-        await this.sleep(Math.max(1, Math.min(poll, exp - now + 50, deadline - now)), this.o.signal);
+        await this.sleep(Math.max(1, Math.min(poll, Date.parse(rec.lease.expiresAt) - now + 50, deadline - mono)), this.o.signal);
       } catch (err) {
         if (!isLeaseConflict(err) || ++races > MAX_RACES) throw err;
         // Lost a race (another instance created or replaced it first): look again.
       }
     }
+  }
+
+  /** Expired (wall clock: the holder may be on another host), or left by a dead process on this host. */
+  private free(rec: LeaseRecord): boolean {
+    return Date.parse(rec.lease.expiresAt) <= this.now() || this.leftHereBefore(rec.lease);
   }
 
   private leftHereBefore(lease: Lease): boolean {
@@ -174,25 +222,41 @@ export class LeaseGuard {
     return !(this.o.pidAlive ?? pidAlive)(h.pid);
   }
 
-  /** One renewal now. Throws (and reports the loss) if the lease is no longer ours. */
+  /** One renewal now. Throws if it failed; a lease that can no longer be confirmed turns `unsure`. */
   renew(): Promise<void> {
-    const p = this.inFlight.then(() => this.renewOnce());
-    this.inFlight = p.catch(() => {});
-    return p;
+    return this.serial(() => this.renewOnce());
   }
 
-  /** Stop renewing and delete the lease object if it is still ours. */
+  /**
+   * While `unsure`: read the lease now and take it back if nobody else holds it (the guard also
+   * does this every `recheckMs`). Resolves to whether the lease is held afterwards; never throws.
+   */
+  confirm(): Promise<boolean> {
+    if (this.state === 'held') return Promise.resolve(true);
+    return this.serial(() => this.recheck()).then(() => this.held, (err: unknown) => {
+      this.lastFailure = errorMessage(err);
+      return false;
+    });
+  }
+
+  /** Stop renewing and delete the lease object if it is (still) ours. */
   async release(): Promise<void> {
-    this.stopTimer();
-    // A lost lease is not ours to delete, and a renewal hanging on a dead connection must not hold up shutdown.
-    if (this.state === 'held') await this.inFlight;
-    if (this.state !== 'held' || this.token === undefined) {
-      if (this.state === 'idle') this.state = 'released';
-      return;
-    }
+    this.stopTimers();
+    LIVE_HERE.delete(this.holder.id);
+    const was = this.state;
+    if (was === 'held') await this.inFlight; // bounded: every store call is timed
+    if (this.state === 'idle') this.state = 'released';
+    if ((this.state !== 'held' && this.state !== 'unsure') || this.token === undefined) return;
     this.state = 'released';
     try {
-      await this.o.store.delete(this.token);
+      let token = this.token;
+      if (was === 'unsure') {
+        // The last write's answer may have been lost: ours if the object still names us.
+        const rec = await this.timed('read', () => this.o.store.read());
+        if (!rec || rec.corrupt !== undefined || rec.lease.holder.id !== this.holder.id) return;
+        token = rec.token;
+      }
+      await this.timed('delete', () => this.o.store.delete(token));
       this.o.log?.info('replica lease released', { replica: this.o.replica, location: this.o.store.location });
     } catch (err) {
       if (!isLeaseConflict(err)) throw err;
@@ -202,54 +266,128 @@ export class LeaseGuard {
     }
   }
 
-  /** Stop the renew timer without touching the object (tests, or a crash-like stop). */
+  /** Stop the timers without touching the object (tests, or a crash-like stop). */
   stop(): void {
-    this.stopTimer();
+    this.stopTimers();
+    LIVE_HERE.delete(this.holder.id);
   }
 
-  private async renewOnce(): Promise<void> {
+  private serial(fn: () => Promise<void>): Promise<void> {
+    const p = this.inFlight.then(fn);
+    this.inFlight = p.catch(() => {});
+    return p;
+  }
+
+  private async renewOnce(retried = false): Promise<void> {
     if (this.state !== 'held' || this.token === undefined) {
-      throw this.lostError ?? new LsinitError('LSINIT_ERR_LEASE', `lease for ${this.where()} is not held`, { fields: { location: this.o.store.location } });
+      throw this.lostError ?? this.unsureError ?? new LsinitError('LSINIT_ERR_LEASE', `lease for ${this.where()} is not held`, { fields: { location: this.o.store.location } });
     }
-    const lease = this.lease();
+    const at = this.mono();
+    const token = this.token;
     try {
-      const token = await this.o.store.replace(lease, this.token);
-      // The watchdog may have given the lease up while this request hung: stay lost (loud, safe).
-      if (this.state !== 'held') throw this.lostError!;
-      this.token = token;
-      this.setExpiry(Date.parse(lease.expiresAt));
+      const next = await this.timed('renew', () => this.o.store.replace(this.lease(), token));
+      // The watchdog gave the lease up while this request was out: the re-reads take it back.
+      if (this.state !== 'held') throw this.unsureError ?? this.lostError!;
+      this.token = next;
+      this.setDeadline(at + this.ttlMs);
       this.failures = 0;
+      this.lastFailure = undefined;
     } catch (err) {
-      if (this.state !== 'held') throw this.lostError ?? err;
+      if (this.state !== 'held') throw this.lostError ?? this.unsureError ?? err;
       if (isLeaseConflict(err)) {
-        // Who has it now, for the message; a failed read must not hide the loss.
-        const cur = await this.o.store.read().catch(() => undefined);
-        this.lose(lostError(this.o.store, this.o.replica, 'another instance replaced or deleted it', cur, this.now(), err));
-        throw this.lostError;
+        // Replaced or deleted by someone else, or our own earlier write landed and only its answer
+        // was lost (the retry then fails its precondition): read it back to tell which.
+        const cur = await this.timed('read', () => this.o.store.read()).catch(() => undefined);
+        if (!retried && cur && cur.corrupt === undefined && cur.lease.holder.id === this.holder.id) {
+          this.o.log?.info('lease renewal refused, but the lease still names us (an answer was lost); renewing again', { replica: this.o.replica });
+          this.token = cur.token;
+          return this.renewOnce(true);
+        }
+        this.goUnsure(`a renewal was refused (${errorMessage(err)})`, err);
+        if (cur) await this.recheck(cur);
+        if (this.held) return;
+        throw this.lostError ?? this.unsureError!;
       }
       this.failures++;
       this.lastFailure = errorMessage(err);
       // We must stop before anyone else may consider the lease expired.
-      if (this.now() + this.safetyMs() >= this.expiresAtMs) {
-        this.lose(lostError(this.o.store, this.o.replica, `it could not be renewed before it expired (${this.lastFailure})`, undefined, this.now(), err));
-        throw this.lostError;
+      if (this.mono() + this.safetyMs() >= this.deadline) {
+        this.goUnsure(`it could not be renewed before it expired (${this.lastFailure})`, err);
+        throw this.unsureError!;
       }
       throw err;
     }
   }
 
   /**
-   * Record our expiry and arm the watchdog: whatever the renewals are doing (failing, or hanging
-   * on a dead connection), the lease is given up `safetyMs` before others may treat it as expired.
+   * Decide an unconfirmed lease from what the store holds now (`known`, or a fresh read): another
+   * holder's live lease → lost for good; ours, free, expired or unreadable → take it (back). Every
+   * write is conditional on the token read, so a concurrent taker wins or loses cleanly.
    */
-  private setExpiry(ms: number): void {
-    this.expiresAtMs = ms;
+  private async recheck(known?: LeaseRecord): Promise<void> {
+    if (this.state !== 'unsure') return;
+    const rec = known ?? (await this.timed('read', () => this.o.store.read()));
+    const ours = rec !== undefined && rec.corrupt === undefined && rec.lease.holder.id === this.holder.id;
+    if (rec && !ours) {
+      if (rec.corrupt !== undefined) {
+        // Possibly another instance's create half written (file, sftp): decide at the next re-read.
+        if (this.corruptSeen !== rec.token) {
+          this.corruptSeen = rec.token;
+          return;
+        }
+      } else if (!this.free(rec)) {
+        this.lose(lostError(this.o.store, this.o.replica, 'another instance holds it now', rec, this.now(), this.unsureError));
+        return;
+      }
+    }
+    const since = this.unsureSince;
+    try {
+      await this.take((l) => (rec ? this.o.store.replace(l, rec.token) : this.o.store.create(l)), ours ? undefined : rec, true);
+    } catch (err) {
+      if (isLeaseConflict(err)) return; // someone wrote in between: the next re-read decides
+      throw err;
+    }
+    this.o.log?.info('replica lease confirmed again; shipping resumes', { replica: this.o.replica, location: this.o.store.location, unconfirmed_ms: Math.round(this.mono() - since) });
+    this.o.onRegained?.({ relearn: !ours });
+  }
+
+  private unsureSince = 0;
+
+  /** Stop shipping (`held` turns false) and re-read the lease every `recheckMs` until decided. */
+  private goUnsure(why: string, cause: unknown): void {
+    if (this.state !== 'held') return;
+    this.state = 'unsure';
+    this.unsureSince = this.mono();
+    this.unsureError = unsureError(this.o.store, this.o.replica, why, cause);
+    this.stopTimers();
+    this.o.log?.warn('replica lease not confirmed: not shipping to this replica until it is read back', { replica: this.o.replica, location: this.o.store.location, error: this.unsureError.message });
+    this.o.onUnsure?.(this.unsureError);
+    this.scheduleRecheck();
+  }
+
+  private scheduleRecheck(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.confirm().then(() => {
+        if (this.state === 'unsure' && this.timer === undefined) this.scheduleRecheck();
+      });
+    }, this.recheckMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Record our deadline and arm the watchdog: whatever the renewals are doing (failing, or hanging
+   * on a dead connection), shipping stops `safetyMs` before others may treat the lease as expired.
+   * Timers run on the monotonic clock, like `deadline`.
+   */
+  private setDeadline(ms: number): void {
+    this.deadline = ms;
     if (this.watchdog) clearTimeout(this.watchdog);
     this.watchdog = setTimeout(() => {
       this.watchdog = undefined;
-      if (this.state !== 'held') return;
-      this.lose(lostError(this.o.store, this.o.replica, `it could not be renewed before it expired (${this.lastFailure ?? 'renewal did not answer'})`, undefined, this.now(), undefined));
-    }, Math.max(0, ms - this.safetyMs() - this.now()));
+      this.goUnsure(`it could not be renewed before it expired (${this.lastFailure ?? 'renewal did not answer'})`, undefined);
+    }, Math.max(0, ms - this.safetyMs() - this.mono()));
     this.watchdog.unref();
   }
 
@@ -258,25 +396,37 @@ export class LeaseGuard {
   }
 
   private lose(err: LsinitError): void {
-    if (this.state !== 'held') return;
+    if (this.state !== 'held' && this.state !== 'unsure') return;
     this.state = 'lost';
     this.lostError = err;
-    this.stopTimer();
+    this.unsureError = undefined;
+    this.stopTimers();
+    LIVE_HERE.delete(this.holder.id);
     this.o.log?.error('replica lease lost: stop writing to this replica', { replica: this.o.replica, location: this.o.store.location, error: err.message });
     this.o.onLost?.(err);
   }
 
   /** Write our lease with `write`, read it back, and start renewing. */
-  private async take(write: () => Promise<string>, previous: LeaseRecord | undefined): Promise<void> {
-    await write();
+  private async take(write: (lease: Lease) => Promise<string>, previous: LeaseRecord | undefined, regain = false): Promise<void> {
+    const at = this.mono();
+    const lease = this.lease();
+    await this.timed(previous || regain ? 'replace' : 'create', () => write(lease));
     // Read-after-write: a store that ignores conditional headers (some S3-compatibles) shows here
     // whether our write survived a concurrent one.
-    const back = await this.o.store.read();
+    const back = await this.timed('read', () => this.o.store.read());
     if (!back || back.lease.holder.id !== this.holder.id) {
       throw leaseConflict(this.o.store, previous ? 'replace' : 'create', 'another instance wrote the lease object right after us');
     }
     // Renew with the token of what we read back (equal to the write's on every store tested).
-    this.adopt(back);
+    this.token = back.token;
+    this.state = 'held';
+    this.unsureError = undefined;
+    this.failures = 0;
+    this.lastFailure = undefined;
+    LIVE_HERE.add(this.holder.id);
+    this.setDeadline(at + this.ttlMs);
+    if (!regain) this.o.log?.info('replica lease acquired', { replica: this.o.replica, location: this.o.store.location, expiresAt: lease.expiresAt, holderId: this.holder.id });
+    this.schedule(this.renewIntervalMs);
     if (previous) {
       const msg = previous.corrupt !== undefined
         ? 'took over an unreadable replica lease'
@@ -290,15 +440,6 @@ export class LeaseGuard {
     }
   }
 
-  private adopt(rec: LeaseRecord): void {
-    this.token = rec.token;
-    this.state = 'held';
-    LIVE_HERE.add(this.holder.id);
-    this.setExpiry(Date.parse(rec.lease.expiresAt));
-    this.o.log?.info('replica lease acquired', { replica: this.o.replica, location: this.o.store.location, expiresAt: rec.lease.expiresAt, holderId: this.holder.id });
-    this.schedule(this.renewIntervalMs);
-  }
-
   private schedule(ms: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
@@ -306,8 +447,9 @@ export class LeaseGuard {
       this.renew().then(
         () => this.schedule(this.renewIntervalMs),
         () => {
-          // Transient failure: retry sooner (1 s, 2 s, 4 s… capped at the interval) until renewed or lost.
-          if (this.state === 'held') this.schedule(Math.min(this.renewIntervalMs, 1000 * 2 ** Math.min(this.failures - 1, 5)));
+          // Transient failure: retry every 1 s, 2 s, then every ttl / 10 (≤ 3 s with the default
+          // ttl), so several attempts fit between the failed renewal and the watchdog.
+          if (this.state === 'held') this.schedule(Math.min(this.renewIntervalMs, Math.max(1000, Math.floor(this.ttlMs / 10)), 1000 * this.failures));
         },
       );
     }, ms);
@@ -315,12 +457,24 @@ export class LeaseGuard {
     this.timer.unref();
   }
 
-  private stopTimer(): void {
-    LIVE_HERE.delete(this.holder.id);
+  private stopTimers(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.watchdog) clearTimeout(this.watchdog);
     this.watchdog = undefined;
+  }
+
+  /** One store call bounded by `requestTimeoutMs` (the call itself may still land later). */
+  private timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    const ms = this.requestTimeoutMs;
+    let t: NodeJS.Timeout | undefined;
+    return Promise.race([
+      fn(),
+      new Promise<never>((_, rej) => {
+        t = setTimeout(() => rej(timeoutError(this.o.store, op, ms)), ms);
+        t.unref();
+      }),
+    ]).finally(() => clearTimeout(t));
   }
 
   private lease(): Lease {
@@ -330,46 +484,4 @@ export class LeaseGuard {
   private where(): string {
     return this.o.replica ? `replica ${this.o.replica} (${this.o.store.location})` : this.o.store.location;
   }
-}
-
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, under another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function describeHolder(lease: Lease, now: number): Record<string, unknown> {
-  const h = lease.holder;
-  return { holderHost: h.hostname, holderPid: h.pid, holderId: h.id, holderStartedAt: h.startedAt, expiresAt: lease.expiresAt, expiresInMs: Date.parse(lease.expiresAt) - now };
-}
-
-function holderText(lease: Lease, now: number): string {
-  const h = lease.holder;
-  const left = Math.max(0, Math.ceil((Date.parse(lease.expiresAt) - now) / 1000));
-  return `host ${h.hostname}, pid ${h.pid}, started ${h.startedAt}, lease expires ${lease.expiresAt} (in ${left} s)`;
-}
-
-function heldError(store: LeaseStore, lease: Lease, now: number, replica: string | undefined, waitedMs: number | undefined): LsinitError {
-  const what = replica ? `replica ${replica} (${store.location})` : store.location;
-  const waited = waitedMs !== undefined ? `gave up after waiting ${Math.round(waitedMs / 1000)} s: ` : '';
-  const hint = waitedMs !== undefined
-    ? 'the other instance is still renewing it; stop it, or raise the wait limit'
-    : 'two writers corrupt each other\'s replica history (Litestream #422); stop the other instance, or let this one wait for the lease (lease: { wait: true } or -lease-wait)';
-  return new LsinitError('LSINIT_ERR_LEASE', `${waited}${what} is in use by another lsinit: ${holderText(lease, now)}; ${hint}`, {
-    fields: { ...(replica ? { replica } : {}), location: store.location, holder: lease.holder, expiresAt: lease.expiresAt, ...(waitedMs !== undefined ? { waitedMs } : {}) },
-  });
-}
-
-function lostError(store: LeaseStore, replica: string | undefined, why: string, cur: LeaseRecord | undefined, now: number, cause: unknown): LsinitError {
-  const what = replica ? `replica ${replica} (${store.location})` : store.location;
-  const by = cur && !cur.corrupt ? `; now held by ${holderText(cur.lease, now)}` : '';
-  return new LsinitError('LSINIT_ERR_LEASE', `lost the lease of ${what}: ${why}${by}; replication to it stopped`, {
-    cause,
-    fields: { ...(replica ? { replica } : {}), location: store.location, lost: true, ...(cur && !cur.corrupt ? { holder: cur.lease.holder, expiresAt: cur.lease.expiresAt } : {}) },
-  });
 }

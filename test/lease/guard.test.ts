@@ -40,6 +40,14 @@ function faulty(inner: LeaseStore, over: Partial<Pick<LeaseStore, 'read' | 'crea
   };
 }
 
+async function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
+    await sleep(20);
+  }
+}
+
 const isCode = (code: string) => (e: unknown) => e instanceof LsinitError && e.code === code;
 
 describe('LeaseGuard', () => {
@@ -95,47 +103,132 @@ describe('LeaseGuard', () => {
     await a.release();
   });
 
-  it('renewals failing with transient errors give the lease up before it can expire', async () => {
+  it('renewals failing with transient errors stop shipping before the lease can expire, and the lease is taken back once the store answers', async () => {
     const inner = store();
     let failing = false;
+    const down = () => Promise.reject(new LsinitError('LSINIT_ERR_REPLICA', 'store unreachable', { transient: true }));
     const s = faulty(inner, {
-      replace: (l, t) => (failing ? Promise.reject(new LsinitError('LSINIT_ERR_REPLICA', 'store unreachable', { transient: true })) : inner.replace(l, t)),
+      read: () => (failing ? down() : inner.read()),
+      replace: (l, t) => (failing ? down() : inner.replace(l, t)),
     });
-    let lostAt = 0;
-    let lostErr: LsinitError | undefined;
-    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, onLost: (e) => ((lostAt = Date.now()), (lostErr = e)) });
+    let unsureAt = 0;
+    let unsureErr: LsinitError | undefined;
+    const regained: { relearn: boolean }[] = [];
+    let lost = false;
+    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, recheckMs: 100, onUnsure: (e) => ((unsureAt = Date.now()), (unsureErr = e)), onRegained: (i) => regained.push(i), onLost: () => (lost = true) });
     await g.acquire();
     const expires = Date.parse((await inner.read())!.lease.expiresAt);
     failing = true;
-    await sleep(1800);
-    assert.ok(lostErr, 'onLost was called');
-    assert.equal(g.state, 'lost');
-    assert.match(lostErr.message, /could not be renewed before it expired .*store unreachable/);
+    // Longer than the ttl: the stored lease expires meanwhile.
+    await sleep(2200);
+    assert.ok(unsureErr, 'onUnsure was called');
+    assert.equal(g.state, 'unsure');
+    assert.equal(g.held, false, 'nothing may be shipped while unconfirmed');
+    assert.match(unsureErr.message, /could not be renewed before it expired .*store unreachable/);
+    assert.equal(unsureErr.code, 'LSINIT_ERR_LEASE');
     // A later renewal (at most every renew interval) could have pushed the expiry; the guard must
     // have stopped before the last expiry anyone else could have read.
-    assert.ok(lostAt < expires + 300, `lost at ${lostAt - expires} ms after the first stored expiry`);
+    assert.ok(unsureAt < expires + 300, `unsure ${unsureAt - expires} ms after the first stored expiry`);
     const last = Date.parse((await inner.read())!.lease.expiresAt);
-    assert.ok(lostAt < last, `lost ${last - lostAt} ms before the stored expiry`);
+    assert.ok(unsureAt < last, `unsure ${last - unsureAt} ms before the stored expiry`);
+    failing = false;
+    await waitFor(() => g.held, 2000);
+    assert.deepEqual(regained, [{ relearn: false }], 'still ours (same holder id): nobody wrote in between');
+    assert.equal(lost, false);
+    const rec = (await inner.read())!;
+    assert.equal(rec.lease.holder.id, g.holder.id);
+    assert.ok(Date.parse(rec.lease.expiresAt) > Date.now(), 'renewed again');
+    await g.renew();
+    await g.release();
+    assert.equal(await inner.read(), undefined);
   });
 
-  it('a renewal that never answers gives the lease up before it expires, and release does not wait for it', async () => {
+  it('an unconfirmed lease that another live instance took over is lost for good', async () => {
+    const dir = join(root, `r${++n}`);
+    const inner = store(dir);
+    let failing = false;
+    const down = () => Promise.reject(new LsinitError('LSINIT_ERR_REPLICA', 'store unreachable', { transient: true }));
+    const s = faulty(inner, { read: () => (failing ? down() : inner.read()), replace: (l, t) => (failing ? down() : inner.replace(l, t)) });
+    let lostErr: LsinitError | undefined;
+    const g = new LeaseGuard({ store: s, ttlMs: 1000, renewIntervalMs: 200, recheckMs: 100, onLost: (e) => (lostErr = e) });
+    await g.acquire();
+    failing = true;
+    await sleep(1100); // expired
+    const other = new LeaseGuard({ store: store(dir), hostname: 'other-host', ttlMs: 5000 });
+    await other.acquire();
+    failing = false;
+    await waitFor(() => g.state === 'lost', 2000);
+    assert.match(lostErr!.message, /another instance holds it now; now held by host other-host/);
+    assert.equal((await inner.read())!.lease.holder.id, other.holder.id, 'the live holder keeps it');
+    await g.release();
+    assert.ok(await inner.read(), 'release leaves a lease that is not ours in place');
+    await other.release();
+  });
+
+  it('an unconfirmed lease found free (released by an instance that took it meanwhile) is taken back, and the replica position relearned', async () => {
+    const dir = join(root, `r${++n}`);
+    const inner = store(dir);
+    let failing = false;
+    const down = () => Promise.reject(new LsinitError('LSINIT_ERR_REPLICA', 'store unreachable', { transient: true }));
+    const s = faulty(inner, { read: () => (failing ? down() : inner.read()), replace: (l, t) => (failing ? down() : inner.replace(l, t)) });
+    const regained: { relearn: boolean }[] = [];
+    const g = new LeaseGuard({ store: s, ttlMs: 1000, renewIntervalMs: 200, recheckMs: 100, onRegained: (i) => regained.push(i) });
+    await g.acquire();
+    failing = true;
+    await sleep(1100);
+    const other = new LeaseGuard({ store: store(dir), hostname: 'other-host' });
+    await other.acquire();
+    await other.release();
+    failing = false;
+    await waitFor(() => g.held, 2000);
+    assert.deepEqual(regained, [{ relearn: true }]);
+    assert.equal((await inner.read())!.lease.holder.id, g.holder.id);
+    await g.release();
+  });
+
+  it('a renewal whose answer was lost (its retry refused with a precondition failure) keeps the lease', async () => {
+    const inner = store();
+    let lose = false;
+    const s = faulty(inner, {
+      replace: async (l, t) => {
+        if (!lose) return inner.replace(l, t);
+        lose = false;
+        await inner.replace(l, t);
+        // The write landed; the retry of the lost response fails its If-Match.
+        throw leaseConflict(inner, 'replace', 'the lease object was replaced or deleted by another holder');
+      },
+    });
+    const events: string[] = [];
+    const g = new LeaseGuard({ store: s, ttlMs: 3000, onUnsure: () => events.push('unsure'), onLost: () => events.push('lost') });
+    await g.acquire();
+    lose = true;
+    await g.renew();
+    assert.equal(g.state, 'held');
+    assert.deepEqual(events, [], 'neither lost nor unconfirmed');
+    assert.equal((await inner.read())!.lease.holder.id, g.holder.id);
+    await g.renew(); // the token it renews with is the landed write's
+    await g.release();
+    assert.equal(await inner.read(), undefined);
+  });
+
+  it('a renewal that never answers is timed out; shipping stops before the lease expires, and release hands the lease back', async () => {
     const inner = store();
     let hang = false;
     const s = faulty(inner, { replace: (l, t) => (hang ? new Promise<string>(() => {}) : inner.replace(l, t)) });
-    let lostAt = 0;
-    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, onLost: () => (lostAt = Date.now()) });
+    let unsureAt = 0;
+    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, requestTimeoutMs: 200, recheckMs: 100, onUnsure: () => (unsureAt = Date.now()) });
     await g.acquire();
     hang = true;
     await sleep(1800);
     const expires = Date.parse((await inner.read())!.lease.expiresAt);
-    assert.ok(lostAt > 0, 'onLost was called');
-    assert.ok(lostAt < expires, `lost ${expires - lostAt} ms before the stored expiry`);
-    assert.match(g.lostError!.message, /could not be renewed before it expired/);
+    assert.ok(unsureAt > 0, 'onUnsure was called');
+    assert.ok(unsureAt < expires, `unsure ${expires - unsureAt} ms before the stored expiry`);
+    assert.match(g.unsureError!.message, /could not be renewed before it expired .*did not answer within 200 ms/);
     const t0 = Date.now();
     await g.release();
-    assert.ok(Date.now() - t0 < 100);
-    // Left for the next holder to take over once expired: it is not ours any more.
-    assert.ok(await inner.read());
+    assert.ok(Date.now() - t0 < 500, `release took ${Date.now() - t0} ms`);
+    // The object still named us: deleted, so the next instance need not wait for the expiry.
+    assert.equal(await inner.read(), undefined);
   });
 
   it('a create whose answer was lost is recognised as our own lease', async () => {

@@ -78,6 +78,13 @@ export class S3ReplicaClient implements ReplicaClient {
     this.#uploadClient = this.makeClient(5);
   }
 
+  #abort = new AbortController();
+
+  abortInFlight(): void {
+    this.#abort.abort(new Error('request aborted: the store did not answer in time'));
+    this.#abort = new AbortController();
+  }
+
   private makeClient(maxAttempts: number): S3Client {
     const s = this.#s;
     const agentOpts = { keepAlive: true, maxSockets: 50 };
@@ -103,6 +110,12 @@ export class S3ReplicaClient implements ReplicaClient {
       ...(s.credentials ? { credentials: { ...s.credentials, secretAccessKey: s.credentials.secretAccessKey, ...(s.credentials.sessionToken ? { sessionToken: s.credentials.sessionToken } : {}) } } : {}),
     };
     const client = quietClient(cfg);
+    // Every request of this client (multipart parts included) also listens to `#abort`, which
+    // `abortInFlight()` fires: the SDK takes an abort signal per send() call only, and the
+    // multipart uploader sends its parts itself.
+    const handler = client.config.requestHandler as unknown as { handle(req: unknown, opts?: { abortSignal?: AbortSignal }): Promise<unknown> };
+    const handle = handler.handle.bind(handler);
+    handler.handle = (req, opts = {}) => handle(req, { ...opts, abortSignal: opts.abortSignal ? AbortSignal.any([opts.abortSignal, this.#abort.signal]) : this.#abort.signal });
     client.middlewareStack.add(
       (next, context) => async (args) => {
         const command = context.commandName ?? '';
