@@ -52,6 +52,7 @@ export class AgeClient implements ReplicaClient {
   walSegments(g: string): Promise<WALSegmentInfo[]> { return this.inner.walSegments(g); }
   deleteWALSegments(ps: Pos[]): Promise<void> { return this.inner.deleteWALSegments(ps); }
   close(): Promise<void> { return this.inner.close(); }
+  abortInFlight(): void { this.inner.abortInFlight?.(); }
   listObjects(dir: string): Promise<ObjectInfo[]> { return this.inner.listObjects(dir); }
 
   /** Objects by key are sealed and opened like every other object of an encrypted replica. */

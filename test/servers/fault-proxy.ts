@@ -29,7 +29,7 @@ export interface ProxiedRequest {
   headers: IncomingHttpHeaders;
   /** The fault applied to it, if any. */
   fault?: Fault['kind'];
-  status?: number;
+  status?: number | undefined;
 }
 
 export interface FaultRule {
