@@ -43,8 +43,8 @@ describe('damaged replica objects are refused, naming the object; nothing is wri
   const snapPath = (root: string) => join(root, 'generations', gen(root), 'snapshots', readdirSync(join(root, 'generations', gen(root), 'snapshots')).sort()[0]!);
 
   let n = 0;
-  /** Copy the 4096 replica, damage it, restore: exit 1, message, nothing written or changed. */
-  async function refused(damage: (root: string) => void, pattern: RegExp, flags: string[] = []) {
+  /** Copy the 4096 replica, damage it, restore: exit 1 (2 for a bad flag, docs/errors.md), message, nothing written or changed. */
+  async function refused(damage: (root: string) => void, pattern: RegExp, flags: string[] = [], exitCode = 1) {
     const root = join(w.dir, `copy${++n}`);
     cpSync(r4096, root, { recursive: true });
     damage(root);
@@ -52,7 +52,7 @@ describe('damaged replica objects are refused, naming the object; nothing is wri
     mkdirSync(outDir);
     const before = tree(root, outDir);
     const r = await lsinit(['restore', ...flags, '-o', join(outDir, 'restored.db'), `file://${root}`]);
-    assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+    assert.equal(r.exitCode, exitCode, r.stdout + r.stderr);
     assert.match(r.stderr, pattern);
     // The output directory's own mtime may move: restore stages a temp file beside the target
     // (for the atomic rename) and removes it on failure. Every entry must be as before.
@@ -146,7 +146,7 @@ describe('damaged replica objects are refused, naming the object; nothing is wri
       mkdirSync(join(g, '..%2f..%2fetc'));
     }, /no matching backups found/);
     for (const bad of ['../../../../etc', '..', '0123456789abcde/', '0123456789ABCDEF', '%2e%2e%2f%2e%2e']) {
-      await refused(() => {}, /invalid -generation/, ['-generation', bad]);
+      await refused(() => {}, /LSINIT_ERR_USAGE: .*invalid -generation/, ['-generation', bad], 2);
     }
   });
 
