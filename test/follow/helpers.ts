@@ -91,3 +91,40 @@ export function rows(path: string) {
     d.close();
   }
 }
+
+/** A TCP proxy in front of a store, to cut the follower off (an outage) without touching the store. */
+export async function startProxy(targetPort: number) {
+  const { createServer, connect } = await import('node:net');
+  const { once } = await import('node:events');
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((c) => {
+    const u = connect(targetPort, '127.0.0.1');
+    for (const s of [c, u]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    c.pipe(u).pipe(c);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  let listening = true;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    async down() {
+      if (!listening) return;
+      listening = false;
+      const closed = once(server, 'close');
+      server.close();
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+    async up() {
+      if (listening) return;
+      server.listen(port, '127.0.0.1');
+      await once(server, 'listening');
+      listening = true;
+    },
+  };
+}
