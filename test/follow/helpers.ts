@@ -1,5 +1,7 @@
 /** Shared parts of the follower tests: the bank app, readers in other processes, a follower child. */
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
@@ -94,9 +96,7 @@ export function rows(path: string) {
 
 /** A TCP proxy in front of a store, to cut the follower off (an outage) without touching the store. */
 export async function startProxy(targetPort: number) {
-  const { createServer, connect } = await import('node:net');
-  const { once } = await import('node:events');
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
   const server = createServer((c) => {
     const u = connect(targetPort, '127.0.0.1');
     for (const s of [c, u]) {
