@@ -141,13 +141,12 @@ export function createRegistry(opts: RegistryOptions): Registry {
   });
   replicaGauge('litestream_replica_wal_index', 'The current WAL index', (r) => r.pos?.index);
   replicaGauge('litestream_replica_wal_offset', 'The current WAL offset', (r) => r.pos?.offset);
-  // Litestream pre-initialises both statuses at 0. lsinit does not run validation
-  // (validation-interval is accepted and warned about), so both stay 0.
+  // Litestream pre-initialises both statuses at 0 (replica.go validator), so both are always present.
   new Counter({
     name: 'litestream_replica_validation_total', help: 'The number of validations performed', labelNames: ['db', 'name', 'status'] as const, registers,
     collect() {
       this.reset();
-      for (const [e, r] of replicas()) for (const status of ['ok', 'error']) this.inc({ db: e.cfg.path, name: r.name, status }, 0);
+      for (const [e, r] of replicas()) for (const status of ['ok', 'error'] as const) this.inc({ db: e.cfg.path, name: r.name, status }, r.stats.validations[status]);
     },
   });
 

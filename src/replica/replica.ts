@@ -31,6 +31,8 @@ export interface ReplicaStats {
   /** Commit time (ms) of the oldest data not yet on the replica, for lag. */
   pendingSince: number | undefined;
   snapshots: number;
+  /** validation-interval outcomes (src/replicate/validate.ts): `error` is a replica that differs or cannot be restored. */
+  validations: { ok: number; error: number };
 }
 
 export class Replica {
@@ -41,7 +43,7 @@ export class Replica {
   private readonly log: Logger;
   pos: Pos | undefined;
   private busy: Promise<void> = Promise.resolve();
-  readonly stats: ReplicaStats = { walBytes: 0, lastSyncAt: undefined, lastErrorAt: undefined, lastError: undefined, pendingSince: undefined, snapshots: 0 };
+  readonly stats: ReplicaStats = { walBytes: 0, lastSyncAt: undefined, lastErrorAt: undefined, lastError: undefined, pendingSince: undefined, snapshots: 0, validations: { ok: 0, error: 0 } };
   private lastSnapshotAt = 0;
   private now: () => number;
 

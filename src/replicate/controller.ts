@@ -25,6 +25,7 @@ import { DB } from '../sqlite/db.js';
 import { finalSync } from './final-sync.js';
 import { LeaseGuard } from './lease-guard.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
+import { Validator } from './validate.js';
 
 const ERROR_LOG_EVERY_MS = 30_000;
 /** WAL-index poll period: bounds the lag of a commit after a quiet spell. */
@@ -231,7 +232,11 @@ export class Controller implements ControllerLike {
       for (const r of e.replicas) {
         if (r.cfg.retentionMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
         if (r.cfg.snapshotIntervalMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.maybeSnapshot().catch((err) => this.replicaError(e, r, err, 'snapshot'))), Math.min(r.cfg.snapshotIntervalMs, 1000)));
-        if (r.cfg.validationIntervalMs > 0) e.log.warn('validation-interval is not implemented by lsinit yet: this replica is not validated; remove the key to silence this warning', { replica: r.name });
+        if (r.cfg.validationIntervalMs > 0) {
+          const v = new Validator({ db: e.db, replica: r, log: e.log.child({ replica: r.name }), syncReplica: () => this.syncReplica(e, r) });
+          this.validators.push(v);
+          e.timers.push(setInterval(() => void (!this.lost(e, r) && v.run()), r.cfg.validationIntervalMs));
+        }
       }
     }
   }
@@ -292,6 +297,7 @@ export class Controller implements ControllerLike {
   }
 
   private syncing = new WeakSet<Replica>();
+  private readonly validators: Validator[] = [];
 
   private async syncReplica(e: Entry, r: Replica, opts: { fast?: boolean } = {}): Promise<void> {
     if (this.syncing.has(r) || this.lost(e, r)) return;
@@ -368,6 +374,7 @@ export class Controller implements ControllerLike {
 
   /** For in-process tests: close SQLite connections and clients. */
   async dispose(): Promise<void> {
+    for (const v of this.validators) v.close();
     for (const e of this.entries) {
       e.db.closeConnections();
       await Promise.all(e.replicas.map((r) => r.client.close().catch(() => {})));

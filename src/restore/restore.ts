@@ -109,7 +109,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       ahead.ahead(k);
       const item = plan.indexes[k]!;
       const applier = new WALApplier(fh.fd, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`);
-      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes);
+      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
       frames += applier.finish().frames;
       progress.applied++;
       report();
@@ -141,9 +141,11 @@ const PREFETCH_BUDGET = 8 << 20;
 /**
  * Decompress one index's segments, in offset order, straight into the applier; verify they are
  * contiguous. A segment not fetched ahead is streamed (memory stays at one LZ4 block whatever its
- * size); a retry rewinds the applier to the segment's start.
+ * size); a retry rewinds the applier to the segment's start. With `limit` (a position inside the
+ * index, RestorePlan.endOffset) only the bytes before it are applied; the rest of its segment is
+ * still read, so its checksums are still verified.
  */
-async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void): Promise<void> {
+async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void, limit?: number): Promise<void> {
   let written = 0;
   for (const [j, seg] of item.segments.entries()) {
     const name = `generations/${gen}/wal/${walSegmentName(seg.index, seg.offset)}`;
@@ -152,27 +154,31 @@ async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, a
     }
     const buf = fetched?.[j];
     if (buf) {
-      written += await feed(decodeFrames(once(buf), name), applier, name);
+      written += await feed(decodeFrames(once(buf), name), applier, name, (limit ?? Infinity) - seg.offset);
       continue;
     }
     const mark = applier.mark();
     written += await withRetry(async () => {
       try {
-        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name), applier, name);
+        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name), applier, name, (limit ?? Infinity) - seg.offset);
       } catch (err) {
         applier.rewind(mark);
         throw err;
       }
     });
   }
+  if (limit !== undefined && written < limit) {
+    throw new LsinitError('LSINIT_ERR_NOT_FOUND', `generation ${gen} WAL index ${hex8(item.index)}: the replica holds ${written} bytes, not the ${limit} asked for`, { fields: { generation: gen, index: item.index } });
+  }
 }
 
 /** Push a segment's decompressed bytes into the applier; its refusals name the segment. */
-async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: string): Promise<number> {
+async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: string, cap = Infinity): Promise<number> {
   let n = 0;
   for await (const c of src) {
     try {
-      applier.push(c);
+      if (n + c.length <= cap) applier.push(c);
+      else if (n < cap) applier.push(c.subarray(0, cap - n));
     } catch (err) {
       if (err instanceof LsinitError) throw new LsinitError(err.code, `${name}: ${err.message}`, { fields: { ...err.fields, name }, cause: err });
       throw err;

@@ -12,6 +12,8 @@ export interface RestoreRequest {
   generation?: string;
   /** Restore through the end of this WAL index (inclusive). */
   index?: number;
+  /** With `index`: stop at this byte offset of that index (a commit boundary), not its end. */
+  offset?: number;
   timestamp?: TimeNs;
 }
 
@@ -27,6 +29,8 @@ export interface RestorePlan {
   /** WAL indexes to apply in order, each with its segments in offset order. */
   indexes: { index: number; segments: WALSegmentInfo[] }[];
   updatedAt: TimeNs;
+  /** The last index is applied up to this byte offset only (RestoreRequest.offset). */
+  endOffset?: number;
 }
 
 /** Min/max object time over a generation's snapshots and segments (Replica.GenerationTimeBounds). */
@@ -64,6 +68,7 @@ export function planSegments(generation: string, snapshotIndex: number, segments
   for (const seg of segments) {
     if (req.timestamp !== undefined && seg.createdAt > req.timestamp) break;
     if (req.index !== undefined && seg.index > req.index) break;
+    if (req.index !== undefined && req.offset !== undefined && seg.index === req.index && seg.offset >= req.offset) break;
     if (seg.index < snapshotIndex) continue;
     let list = byIndex.get(seg.index);
     if (!list) byIndex.set(seg.index, (list = []));
@@ -118,6 +123,7 @@ export async function planForReplica(client: ReplicaClient, req: RestoreRequest)
     snapshot,
     indexes: planSegments(best.bounds.generation, snapshot.index, best.segments, req),
     updatedAt: best.bounds.updatedAt,
+    ...(req.index !== undefined && req.offset !== undefined ? { endOffset: req.offset } : {}),
   };
 }
 

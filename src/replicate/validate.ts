@@ -1,0 +1,273 @@
+/**
+ * `validation-interval` (Litestream 0.3.13 Replica.Validate, replica.go): every interval, restore
+ * the replica at a known position into a temp file and compare its CRC-64 with the local
+ * database's at the same position. A mismatch is logged as an error and counted as
+ * `litestream_replica_validation_total{status="error"}`; a match as `status="ok"`.
+ *
+ * Litestream forces a RESTART checkpoint under its lock and checksums the database file. lsinit
+ * does not checkpoint for this (a forced checkpoint makes the app's writers wait, #724): it holds
+ * SQLite's write lock only while it copies the WAL to the shadow (so the position is exactly the
+ * committed state) and opens a read transaction on a connection of its own, which pins that state
+ * (no checkpoint can back-fill past it) while the image is read: the database file through the
+ * DB's long-lived descriptor, with the current shadow index's frames up to the position laid over
+ * it. The write lock is tried without waiting: a busy database skips the round.
+ *
+ * Resources: one validation per replica at a time, one page in memory, one temp database in the
+ * meta directory (removed after), WAL indexes restored one at a time. Nothing here can stop
+ * replication or the app: every failure is logged and the next round tries again.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, createReadStream, openSync, readdirSync, rmSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleepMs } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { LsinitError, errorMessage } from '../errors.js';
+import { ByteReader } from '../format/bytereader.js';
+import { Crc64 } from '../format/crc64.js';
+import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader } from '../format/wal.js';
+import type { Logger } from '../log/logger.js';
+import { comparePos, formatPos, type Pos, type SnapshotInfo } from '../replica/client.js';
+import type { Replica } from '../replica/replica.js';
+import { executeRestore } from '../restore/restore.js';
+import { pickSnapshot, planSegments, type RestorePlan } from '../restore/target.js';
+import type { DB } from '../sqlite/db.js';
+import { readExact } from '../sqlite/shadow.js';
+
+export interface ValidatorOptions {
+  db: DB;
+  replica: Replica;
+  log: Logger;
+  /** Ask for a sync of this replica now (the controller's; a no-op while one runs). */
+  syncReplica: () => Promise<void>;
+  /** How long to wait for the replica to reach the position (default max(10 s, 3 × sync-interval), Litestream waits 10 s). */
+  waitMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+export type ValidationResult =
+  | { status: 'ok' | 'mismatch'; pos: Pos; local: string; replica: string }
+  | { status: 'failed'; pos?: Pos; error: string }
+  | { status: 'skipped'; reason: string };
+
+/** Errors that say the replica's objects are wrong, not that the store was unreachable. */
+const BAD_REPLICA = new Set(['LSINIT_ERR_CHECKSUM', 'LSINIT_ERR_FORMAT', 'LSINIT_ERR_NOT_FOUND', 'LSINIT_ERR_INTEGRITY', 'LSINIT_ERR_DECRYPT']);
+
+export class Validator {
+  private running = false;
+  private wconn: Database.Database | undefined;
+  private rconn: Database.Database | undefined;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly now: () => number;
+
+  constructor(private readonly o: ValidatorOptions) {
+    this.sleep = o.sleep ?? ((ms) => sleepMs(ms));
+    this.now = o.now ?? Date.now;
+    removeLeftovers(o.db.metaPath);
+  }
+
+  /** One validation round; never throws. */
+  async run(): Promise<ValidationResult> {
+    if (this.running) return { status: 'skipped', reason: 'a validation is already running' };
+    this.running = true;
+    const { replica: r, log } = this.o;
+    try {
+      const res = await this.validate();
+      if (res.status === 'ok') {
+        r.stats.validations.ok++;
+        log.info('validator', { status: 'ok', db: res.local, replica: res.replica, position: formatPos(res.pos) });
+      } else if (res.status === 'mismatch') {
+        r.stats.validations.error++;
+        log.error('validation mismatch: the replica differs from the database at the same position', { replica: r.name, position: formatPos(res.pos), db_crc64: res.local, replica_crc64: res.replica });
+      } else if (res.status === 'failed') {
+        log.error('validation error', { replica: r.name, error: res.error, ...(res.pos ? { position: formatPos(res.pos) } : {}) });
+      } else if (res.status === 'skipped') {
+        log.debug('validation skipped', { replica: r.name, reason: res.reason });
+      }
+      return res;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async validate(): Promise<ValidationResult> {
+    const { db, replica: r } = this.o;
+    const gen = db.pos()?.generation;
+    if (!gen) return { status: 'skipped', reason: 'no generation yet' };
+    // Snapshots that exist before the position is taken are all at or before it; one uploaded
+    // later may hold newer pages, so only these may start the restore.
+    let snapshots: SnapshotInfo[];
+    try {
+      snapshots = await r.client.snapshots(gen);
+    } catch (err) {
+      return { status: 'failed', error: `cannot list snapshots: ${errorMessage(err)}` };
+    }
+    let local: { pos: Pos; crc: bigint };
+    try {
+      const l = await this.localChecksum();
+      if ('reason' in l) return { status: 'skipped', reason: l.reason };
+      local = l;
+    } catch (err) {
+      return { status: 'failed', error: `cannot checksum the database: ${errorMessage(err)}` };
+    }
+    const pos = local.pos;
+    if (pos.generation !== gen) return { status: 'skipped', reason: 'generation changed' };
+    if (!(await this.waitForReplica(pos))) return { status: 'skipped', reason: `replica did not reach ${formatPos(pos)} in time` };
+    const out = join(db.metaPath, `validate-${randomBytes(4).toString('hex')}.db`);
+    try {
+      const segments = await r.client.walSegments(gen);
+      const req = { index: pos.index, offset: pos.offset };
+      const snapshot = pickSnapshot(snapshots, req);
+      if (!snapshot) return { status: 'skipped', reason: `no snapshot at or before index ${pos.index} yet` };
+      const plan: RestorePlan = { generation: gen, snapshot, indexes: planSegments(gen, snapshot.index, segments, req), updatedAt: 0n, endOffset: pos.offset };
+      await executeRestore(r.client, plan, { output: out, parallelism: 1, integrityCheck: false });
+      const remote = await fileCRC(out);
+      return { status: remote === local.crc ? 'ok' : 'mismatch', pos, local: hex(local.crc), replica: hex(remote) };
+    } catch (err) {
+      if (err instanceof LsinitError && BAD_REPLICA.has(err.code)) {
+        // The replica cannot be restored to a position it claims to hold: as wrong as a mismatch.
+        this.o.replica.stats.validations.error++;
+      }
+      return { status: 'failed', pos, error: `cannot restore the replica: ${errorMessage(err)}` };
+    } finally {
+      await fsp.rm(out, { force: true });
+    }
+  }
+
+  /** Wait until the replica holds `pos` (Litestream's waitForReplica), asking for syncs meanwhile. */
+  private async waitForReplica(pos: Pos): Promise<boolean> {
+    const { replica: r } = this.o;
+    const deadline = this.now() + (this.o.waitMs ?? Math.max(10_000, 3 * r.cfg.syncIntervalMs));
+    for (;;) {
+      const cur = r.pos;
+      if (cur && cur.generation !== pos.generation) return false;
+      if (cur && comparePos(cur, pos) >= 0) return true;
+      if (this.now() >= deadline) return false;
+      await this.o.syncReplica().catch(() => {});
+      const again = r.pos;
+      if (again && again.generation === pos.generation && comparePos(again, pos) >= 0) return true;
+      await this.sleep(200);
+    }
+  }
+
+  /**
+   * The committed database at an exact position, checksummed as its file would be after a full
+   * checkpoint. Under the write lock (not waited for): copy the WAL to the shadow, take the
+   * position, pin it with a read transaction; then read with the lock released.
+   */
+  private async localChecksum(): Promise<{ pos: Pos; crc: bigint } | { reason: string }> {
+    const { db } = this.o;
+    const w = (this.wconn ??= openConn(db.path, 0));
+    const rd = (this.rconn ??= openConn(db.path, 1000));
+    try {
+      w.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return { reason: 'the database is busy (write lock held)' };
+      throw err;
+    }
+    let snap: ReturnType<DB['beginSnapshot']> | undefined;
+    let pos: Pos | undefined;
+    try {
+      snap = db.beginSnapshot(); // copies the WAL to the shadow and holds our checkpoints off
+      pos = db.pos();
+      // A WAL restarted by someone else is picked up by the next sync, not here.
+      if (!pos || pos.generation !== snap.generation || pos.index !== snap.index || db.walAdvanced()) {
+        snap.stream.destroy();
+        return { reason: 'the WAL moved on before the next sync' };
+      }
+      rd.exec('BEGIN');
+      rd.prepare('SELECT count(*) FROM sqlite_master').pluck().get();
+    } catch (err) {
+      snap?.stream.destroy();
+      throw err;
+    } finally {
+      w.exec('ROLLBACK');
+    }
+    try {
+      return { pos, crc: await imageCRC(snap.stream, db.shadowPath(pos.generation, pos.index), pos.offset, snap.size) };
+    } finally {
+      snap.stream.destroy();
+      if (rd.inTransaction) rd.exec('ROLLBACK');
+    }
+  }
+
+  /** Close the validator's own connections (the DB's stay open; see db.ts). */
+  close(): void {
+    for (const c of [this.wconn, this.rconn]) c?.close();
+    this.wconn = this.rconn = undefined;
+  }
+}
+
+const TEMP_RE = /^(\.)?validate-[0-9a-f]{8}\.db/;
+
+/** Temp restores of a process that died mid-validation (none runs yet when a Validator is made). */
+function removeLeftovers(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (TEMP_RE.test(n)) rmSync(join(dir, n), { force: true });
+}
+
+function openConn(path: string, busyMs: number): Database.Database {
+  const c = new Database(path, { fileMustExist: true });
+  c.pragma(`busy_timeout = ${busyMs}`);
+  return c;
+}
+
+/**
+ * CRC-64/ISO of the database at the end of `walLen` bytes of a shadow index: the file's pages
+ * (streamed) with the index's frames laid over them, cut to the last commit's size — the bytes a
+ * restore to that position writes (restore/apply.ts).
+ */
+async function imageCRC(file: AsyncIterable<Uint8Array>, shadowPath: string, walLen: number, fileSize: number): Promise<bigint> {
+  const fd = openSync(shadowPath, 'r');
+  try {
+    const pageSize = parseWALHeader(readAt(fd, WAL_HEADER_SIZE, 0), shadowPath).pageSize;
+    const frameSize = FRAME_HEADER_SIZE + pageSize;
+    const frames = Math.floor((walLen - WAL_HEADER_SIZE) / frameSize);
+    const latest = new Map<number, number>(); // pgno → file offset of its newest frame's page
+    let commit = 0;
+    for (let i = 0; i < frames; i++) {
+      const off = WAL_HEADER_SIZE + i * frameSize;
+      const h = parseFrameHeader(readAt(fd, FRAME_HEADER_SIZE, off));
+      latest.set(h.pgno, off + FRAME_HEADER_SIZE);
+      if (h.commit) commit = h.commit;
+    }
+    const pages = commit || Math.floor(fileSize / pageSize);
+    const crc = new Crc64();
+    const r = new ByteReader(file);
+    const zero = Buffer.alloc(pageSize);
+    try {
+      for (let pgno = 1; pgno <= pages; pgno++) {
+        const fromFile = pgno * pageSize <= fileSize ? await r.read(pageSize) : undefined;
+        const off = latest.get(pgno);
+        crc.update(off !== undefined ? readAt(fd, pageSize, off) : (fromFile ?? zero));
+      }
+    } finally {
+      await r.close();
+    }
+    return crc.digest();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readAt(fd: number, len: number, pos: number): Buffer {
+  const b = readExact(fd, len, pos);
+  if (!b) throw new LsinitError('LSINIT_ERR_DB', `short read of the shadow WAL at byte ${pos}`);
+  return b;
+}
+
+async function fileCRC(path: string): Promise<bigint> {
+  const crc = new Crc64();
+  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) crc.update(c as Buffer);
+  return crc.digest();
+}
+
+function hex(n: bigint): string {
+  return n.toString(16).padStart(16, '0');
+}
