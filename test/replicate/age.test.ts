@@ -2,21 +2,38 @@
  * age-encrypted replication end to end: `lsinit replicate` ships to a file replica and an S3
  * replica (moto) with `age:`, every object on both stores is an age file, a restart continues the
  * generation (the newest segment is decrypted to learn where the replica ends), restore through
- * the config gives the source rows back, and the secret key appears nowhere in the output.
+ * the config gives the source rows back, `restore -f` follows it, and the secret key appears
+ * nowhere in the output.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
 import { ageBlock, ageKeyPair, fileAndS3Config } from '../helpers/age.js';
-import { lsinit } from '../helpers/cli.js';
-import { createDB, dump, integrity, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
+import { lsinit, spawnLsinit } from '../helpers/cli.js';
+import { createDB, dump, integrity, sleep, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
 import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
 
 const AGE_HEADER = 'age-encryption.org/v1\n';
+
+/** Highest `log.id` in a copy that another process is updating (0 while absent or unreadable). */
+function maxLogId(path: string): number {
+  if (!existsSync(path)) return 0;
+  try {
+    const d = new Database(path, { readonly: true, timeout: 5000 });
+    try {
+      return (d.prepare('SELECT max(id) FROM log').pluck().get() as number | null) ?? 0;
+    } finally {
+      d.close();
+    }
+  } catch {
+    return 0;
+  }
+}
 
 describe('age-encrypted replication (file and s3)', () => {
   const w = workdir('age-e2e');
@@ -98,6 +115,32 @@ describe('age-encrypted replication (file and s3)', () => {
     assert.equal(r.exitCode, 1);
     assert.match(r.stderr, /snapshot\.lz4: object is age-encrypted/);
     assert.deepEqual(readdirSync(w.dir).filter((f) => f.startsWith('from-url')), []);
+  });
+
+  it('restore -f follows an encrypted replica: the follower reads through the same decrypting client', async () => {
+    const db = join(w.dir, 'followed.db');
+    const replica = join(w.dir, 'followed-replica');
+    const cfg = config(db, replica, ageBlock([id], [rc]));
+    createDB(db);
+    const rep = await startReplicate(cfg);
+    await writer(db, ['--tx', '30']);
+    const copy = join(w.dir, 'follower-copy.db');
+    const follower = spawnLsinit(['restore', '-f', '-follow-interval', '100ms', '-config', cfg, '-replica', 'disk', '-o', copy, db], { all: true, buffer: true });
+    let out = '';
+    follower.all!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await writer(db, ['--tx', '40', '--start', '31']);
+      const deadline = Date.now() + 60_000;
+      while (maxLogId(copy) < 70 && Date.now() < deadline && follower.exitCode === null) await sleep(100);
+      assert.equal(maxLogId(copy), 70, out);
+    } finally {
+      follower.kill('SIGTERM');
+      await follower;
+      rep.child.kill('SIGTERM');
+      await rep.child;
+    }
+    assert.equal(follower.exitCode, 0, out);
+    assert.deepEqual(dump(copy), dump(snapshotCopy(db, join(w.dir, 'followed-src.db'))));
   });
 
   it('replicate refuses identities without recipients at start-up, writing nothing', async () => {
