@@ -109,6 +109,11 @@ describe('age-encrypted replication (file and s3)', () => {
       assert.equal(integrity(out), 'ok');
       assert.deepEqual(dump(out), source, name);
     }
+    // `databases` shows the replicas, never a key.
+    const dbs = await lsinit(['databases', '-json', '-config', cfg]);
+    assert.equal(dbs.exitCode, 0, dbs.stderr);
+    assert.deepEqual(JSON.parse(dbs.stdout)[0].replicas.map((r: { name: string }) => r.name), ['disk', 's3']);
+    assert.doesNotMatch(dbs.stdout + dbs.stderr, /AGE-SECRET-KEY-1/);
     // A bare URL carries no identity: refused, naming the object, nothing written.
     const out = join(w.dir, 'from-url.db');
     const r = await lsinit(['restore', '-o', out, `file://${replica}`]);
