@@ -45,5 +45,6 @@ export async function splitBody(body: Readable, threshold: number): Promise<Spli
       yield chunk;
     }
   }
-  return { kind: 'stream', stream: Readable.from(rest()), size: () => size, sourceError: () => failed };
+  // Chunks are up to 4 MiB LZ4 blocks: one ahead, not Readable.from()'s default 16.
+  return { kind: 'stream', stream: Readable.from(rest(), { highWaterMark: 1 }), size: () => size, sourceError: () => failed };
 }
