@@ -30,8 +30,6 @@ const MAX_INDEX = 0x7fffffff;
 const BUSY_TIMEOUT_MS = 1000;
 const SHADOW_RE = /^([0-9a-f]{8})\.wal$/;
 
-export type CheckpointMode = 'PASSIVE' | 'FULL' | 'RESTART' | 'TRUNCATE';
-
 export interface DBStats {
   syncs: number;
   syncErrors: number;
@@ -110,6 +108,10 @@ export class DB {
       conn.exec('CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);');
       conn.exec('CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);');
       rconn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
+      // From here on our writes (the restart write after a checkpoint, the write lock that picks up
+      // the old WAL's last frames) queue behind the app's writers for at most
+      // checkpoint-busy-timeout; a sync that gives up retries on the next one.
+      conn.pragma(`busy_timeout = ${Math.round(this.cfg.checkpointBusyTimeoutMs)}`);
       rconn.pragma('wal_autocheckpoint = 0');
       this.pageSize = Number(conn.pragma('page_size', { simple: true }));
       this.dbFd = openSync(this.path, 'r');
@@ -347,22 +349,26 @@ export class DB {
     this.stats.totalWALBytes += st.size;
   }
 
-  /** Checkpoint policy (reference §2.5), with forced checkpoints bounded by checkpoint-busy-timeout. */
+  /**
+   * Checkpoint policy (reference §2.5): at min-checkpoint-page-count pages (max-checkpoint-page-count,
+   * Litestream's RESTART trigger, is past it and so covered), or when the database file has not
+   * changed for checkpoint-interval.
+   */
   private maybeCheckpoint(): boolean {
     const st = this.shadow!;
     const fs = FRAME_HEADER_SIZE + this.pageSize;
     const pages = (st.size - WAL_HEADER_SIZE) / fs;
-    let mode: CheckpointMode | undefined;
-    if (this.cfg.maxCheckpointPageCount > 0 && pages >= this.cfg.maxCheckpointPageCount) mode = 'RESTART';
-    else if (pages >= this.cfg.minCheckpointPageCount) mode = 'PASSIVE';
-    else if (this.cfg.checkpointIntervalMs > 0 && pages > 1 && this.now() - statSync(this.path).mtimeMs > this.cfg.checkpointIntervalMs) mode = 'PASSIVE';
-    if (!mode) return false;
-    return this.checkpoint(mode);
+    const due = pages >= this.cfg.minCheckpointPageCount || (this.cfg.checkpointIntervalMs > 0 && pages > 1 && this.now() - statSync(this.path).mtimeMs > this.cfg.checkpointIntervalMs);
+    return due && this.checkpoint();
   }
 
-  /** Run a checkpoint; when it restarts the WAL, finish the old index and start the next. */
-  checkpoint(mode: CheckpointMode): boolean {
+  /**
+   * Run a PASSIVE checkpoint (counted under that mode, the one SQLite ran); when it restarts the
+   * WAL, finish the old index and start the next.
+   */
+  checkpoint(): boolean {
     if (this.snapshotting > 0 || !this.conn) return false; // a snapshot is reading the file (Litestream #477)
+    const mode = 'PASSIVE';
     const t0 = performance.now();
     const stat = (this.stats.checkpoints[mode] ??= { count: 0, errors: 0, seconds: 0 });
     const gen = this.generation!;
@@ -371,8 +377,8 @@ export class DB {
     copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
     this.releaseReadLock();
     // Always PASSIVE: it never waits for readers while holding the write lock, which is what made
-    // Litestream 0.3.13's RESTART a write outage (#724). A forced checkpoint is the same passive
-    // one, attempted on every sync until the WAL restarts.
+    // Litestream 0.3.13's RESTART a write outage (#724). Past max-checkpoint-page-count it is the
+    // same passive one, attempted on every sync until the WAL restarts.
     let walFrames = -1;
     let complete = false;
     try {

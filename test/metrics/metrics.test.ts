@@ -79,7 +79,7 @@ describe('/metrics on a replicating database (file replica)', () => {
     // A forced checkpoint from the controller's own DB (the path Litestream's metric covers).
     const entry = r.controller.entries[0]!;
     const before = (await r.scrape()).get('litestream_checkpoint_count', { db: r.db, mode: 'PASSIVE' }) ?? 0;
-    entry.db.checkpoint('PASSIVE');
+    entry.db.checkpoint();
     const s = await r.scrape();
     assert.equal(s.get('litestream_checkpoint_count', { db: r.db, mode: 'PASSIVE' }), before + 1);
     assert.equal(s.get('litestream_checkpoint_error_count', { db: r.db, mode: 'PASSIVE' }) ?? 0, 0);

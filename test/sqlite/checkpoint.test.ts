@@ -12,7 +12,7 @@ import { nullLogger } from '../../src/log/logger.js';
 import { DB } from '../../src/sqlite/db.js';
 import { createDB, workdir } from '../helpers/replicate.js';
 
-function open(dir: string, minCheckpointPageCount: number): { path: string; db: DB } {
+function open(dir: string, minCheckpointPageCount: number, checkpointBusyTimeoutMs = 100): { path: string; db: DB } {
   const path = join(dir, 'app.db');
   createDB(path);
   const cfg: DBConfig = {
@@ -22,7 +22,7 @@ function open(dir: string, minCheckpointPageCount: number): { path: string; db: 
     checkpointIntervalMs: 0,
     minCheckpointPageCount,
     maxCheckpointPageCount: 0,
-    checkpointBusyTimeoutMs: 100,
+    checkpointBusyTimeoutMs,
     replicas: [],
     keyPath: 'dbs[0]',
   };
@@ -58,6 +58,34 @@ test('an incomplete checkpoint does not queue a restart write behind the app\'s 
   assert.equal(db.stats.syncErrors, 0);
   assert.ok((db.stats.checkpoints['PASSIVE']?.count ?? 0) >= 1, 'a checkpoint was attempted');
 });
+
+for (const timeoutMs of [100, 600]) {
+  test(`checkpoint-busy-timeout ${timeoutMs}ms bounds the restart write's wait behind the app's write lock`, (t) => {
+    const w = workdir(`ckpt-busy-${timeoutMs}`);
+    t.after(w.cleanup);
+    const { path, db } = open(w.dir, 1, timeoutMs);
+    const app = new Database(path, { timeout: 5000 });
+    t.after(() => {
+      app.close();
+      db.closeConnections();
+    });
+    app.pragma('wal_autocheckpoint = 0');
+    db.sync();
+    app.prepare('INSERT INTO log (conn, payload) VALUES (1, ?)').run('x');
+    // Nothing pins the WAL, so the passive checkpoint completes; the write that would restart the
+    // WAL then needs the write lock the app holds.
+    app.exec('BEGIN IMMEDIATE');
+    const t0 = performance.now();
+    assert.throws(() => db.sync(), /locked|busy/i);
+    const ms = performance.now() - t0;
+    app.exec('ROLLBACK');
+    assert.ok(ms >= timeoutMs * 0.9 && ms < timeoutMs + 400, `waited ${ms.toFixed(0)} ms with checkpoint-busy-timeout ${timeoutMs}ms`);
+    assert.deepEqual(Object.keys(db.stats.checkpoints), ['PASSIVE'], 'counted under the mode SQLite ran');
+    // The lock is free again: the next sync restarts the WAL and goes on.
+    db.sync();
+    assert.equal(db.stats.syncErrors, 1);
+  });
+}
 
 test('walAdvanced: false once synced, true after a commit, false again after the next sync', (t) => {
   const w = workdir('wal-advanced');

@@ -81,7 +81,7 @@ describe('checkpoint window (DB.checkpoint)', () => {
         tryCommit(() => app.prepare('INSERT INTO log (data) VALUES (?)').run(Buffer.alloc((shadowFrames + 20) * 1024, 0x55)));
         return r;
       }) as typeof conn.pragma;
-      db.checkpoint('PASSIVE');
+      db.checkpoint();
       conn.pragma = pragma as typeof conn.pragma;
       db.sync();
       if (!committedT) {
