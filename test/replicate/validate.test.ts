@@ -88,7 +88,7 @@ describe('replica validation (file)', () => {
       let res = await r.validator.run();
       assert.equal(res.status, 'ok', JSON.stringify(res));
       // A second WAL index: checkpoint (the app's own, as SQLite's auto-checkpoint would), then more commits.
-      r.db.checkpoint('PASSIVE');
+      r.db.checkpoint();
       insert(r.app, 100, 50, 2000);
       r.db.sync();
       insert(r.app, 200, 10);
@@ -118,10 +118,10 @@ describe('replica validation (file)', () => {
     try {
       insert(r.app, 1, 40, 1500);
       await r.sync();
-      r.db.checkpoint('PASSIVE');
+      r.db.checkpoint();
       r.app.exec('UPDATE log SET payload = upper(payload)'); // index 1: same pages, new bytes
       await r.sync();
-      r.db.checkpoint('PASSIVE');
+      r.db.checkpoint();
       r.app.exec("INSERT OR REPLACE INTO counters (name, value) VALUES ('n', 1)"); // index 2
       await r.sync();
       assert.equal((await r.validator.run()).status, 'ok');
@@ -176,7 +176,7 @@ describe('replica validation (s3, moto)', () => {
     try {
       insert(r.app, 1, 100, 1000);
       await r.sync();
-      r.db.checkpoint('PASSIVE');
+      r.db.checkpoint();
       insert(r.app, 500, 30);
       await r.sync();
       const res = await r.validator.run();
