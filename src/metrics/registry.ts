@@ -11,6 +11,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Controller } from '../replicate/controller.js';
+import { processClock } from '../util/clock.js';
 import { opSnapshot } from './ops.js';
 
 /** What the registry and /healthz read: the controller's databases and replicas. */
@@ -68,7 +69,7 @@ function shadowWALSize(e: Entry): number | undefined {
 export function createRegistry(opts: RegistryOptions): Registry {
   const registry = new Registry();
   const registers = [registry];
-  const now = opts.now ?? Date.now;
+  const now = opts.now ?? processClock;
   const since = now();
   const entries = (): readonly Entry[] => opts.source.entries;
   const replicas = function* (): Generator<[Entry, ReplicaOf]> {

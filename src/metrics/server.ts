@@ -7,11 +7,13 @@
  * `addr` keeps Litestream's meaning: ":9090" listens on every interface (Go's net.Listen with an
  * empty host), "127.0.0.1:9090" or "[::1]:9090" on one address.
  */
+import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { Controller } from '../replicate/controller.js';
+import { processClock } from '../util/clock.js';
 import { createRegistry, replicaLagMs, type ChildStats, type MetricsSource } from './registry.js';
 
 /** A replica is healthy while caught up or behind by at most this many sync intervals. */
@@ -76,34 +78,22 @@ export function parseAddr(addr: string): { host: string | undefined; port: numbe
  *
  * Replicas: ok while caught up or behind by at most max(3 sync intervals, 1 s).
  * Databases: a replica can look caught up while the local shadow WAL sync fails on every tick
- * (missing directory, full disk): it has everything the shadow has, and the shadow stopped. So a
- * database is `failing` when, over a window of at least max(3 monitor intervals, 1 s), its sync
- * error count grew and its successful sync count did not (the monitor syncs on every tick, so a
- * healthy database always advances). Windows shorter than that keep the previous verdict, so
- * back-to-back probes do not flap.
+ * (missing directory, full disk, WAL deleted): it has everything the shadow has, and the shadow
+ * stopped. So a database is `failing` once every sync for at least max(3 monitor intervals, 1 s)
+ * failed (the controller records when the failures began), and at once when its file was deleted
+ * under us: SQLite (the app's and ours) then writes to an inode no longer on disk, and the next
+ * start finds nothing.
  */
 export function createHealthCheck(source: MetricsSource, opts: { init?: ChildStats | undefined; now?: () => number } = {}): () => { code: 200 | 503; body: Health } {
-  const now = opts.now ?? Date.now;
+  const now = opts.now ?? processClock;
   const since = now();
-  interface Window { at: number; syncs: number; errors: number; failing: boolean; reason?: string }
-  const windows = new Map<string, Window>();
-  for (const e of source.entries) windows.set(e.cfg.path, { at: since, syncs: e.db.stats.syncs, errors: e.db.stats.syncErrors, failing: false });
 
   return () => {
     const t = now();
     const dbs: DBHealth[] = [];
     const replicas: ReplicaHealth[] = [];
     for (const e of source.entries) {
-      const w: Window = windows.get(e.cfg.path) ?? { at: since, syncs: 0, errors: 0, failing: false };
-      const { syncs, syncErrors } = e.db.stats;
-      if (t - w.at >= Math.max(HEALTH_SYNC_INTERVALS * e.cfg.monitorIntervalMs, HEALTH_MIN_ALLOWANCE_MS)) {
-        const failed = syncErrors - w.errors;
-        w.failing = failed > 0 && syncs === w.syncs;
-        w.reason = `all ${failed} shadow WAL syncs in the last ${((t - w.at) / 1000).toFixed(1)}s failed (see the "sync failed" log line)`;
-        Object.assign(w, { at: t, syncs, errors: syncErrors });
-      }
-      windows.set(e.cfg.path, w);
-      dbs.push(w.failing ? { db: e.cfg.path, status: 'failing', reason: w.reason ?? 'shadow WAL sync failing' } : { db: e.cfg.path, status: 'ok' });
+      dbs.push(dbHealth(e, t));
       for (const r of e.replicas) {
         const lag = replicaLagMs(r, t, since);
         const allowed = Math.max(HEALTH_SYNC_INTERVALS * r.cfg.syncIntervalMs, HEALTH_MIN_ALLOWANCE_MS);
@@ -131,6 +121,17 @@ export function createHealthCheck(source: MetricsSource, opts: { init?: ChildSta
     if (opts.init) body.child = { restarts: opts.init.restarts(), last_exit_code: opts.init.lastExitCode() ?? null };
     return { code: ok ? 200 : 503, body };
   };
+}
+
+function dbHealth(e: MetricsSource['entries'][number], t: number): DBHealth {
+  if (e.db.opened && !existsSync(e.cfg.path)) {
+    return { db: e.cfg.path, status: 'failing', reason: `database file deleted: ${e.cfg.path} is gone while the app and lsinit still write to the deleted file; nothing new is replicated (restart the app, or restore it)` };
+  }
+  const failing = e.syncFailingSince;
+  if (failing !== undefined && t - failing >= Math.max(HEALTH_SYNC_INTERVALS * e.cfg.monitorIntervalMs, HEALTH_MIN_ALLOWANCE_MS)) {
+    return { db: e.cfg.path, status: 'failing', reason: `all shadow WAL syncs in the last ${((t - failing) / 1000).toFixed(1)}s failed: ${e.syncError ?? 'unknown error'}` };
+  }
+  return { db: e.cfg.path, status: 'ok' };
 }
 
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {

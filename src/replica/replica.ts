@@ -18,6 +18,7 @@ import { hex8 } from '../format/paths.js';
 import type { Logger } from '../log/logger.js';
 import type { DB } from '../sqlite/db.js';
 import { formatPos, type Pos, type ReplicaClient, type SnapshotInfo } from './client.js';
+import { processClock } from '../util/clock.js';
 import { withRetry } from './retry.js';
 
 /** Segments up to this size are compressed in memory and sent in one PUT; larger ones stream. */
@@ -59,7 +60,7 @@ export class Replica {
     this.name = cfg.name;
     this.client = client;
     this.log = log;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? processClock;
   }
 
   /** Serialize operations on this replica (sync, snapshot, retention never overlap). */
@@ -244,7 +245,8 @@ export class Replica {
       const gen = this.db.pos()!.generation;
       const snaps = await this.client.snapshots(gen);
       const newest = snaps.reduce<bigint>((m, s) => (s.createdAt > m ? s.createdAt : m), 0n);
-      this.lastSnapshotAt = newest > 0n ? Number(newest / 1_000_000n) : this.now();
+      // The store's times are wall-clock; ours (util/clock.ts) need not be: carry the age over.
+      this.lastSnapshotAt = newest > 0n ? this.now() - Math.max(0, Date.now() - Number(newest / 1_000_000n)) : this.now();
     }
     if (this.now() - this.lastSnapshotAt >= this.cfg.snapshotIntervalMs) await this.snapshot();
   }
@@ -253,7 +255,8 @@ export class Replica {
   enforceRetention(): Promise<void> {
     return this.exclusive(async () => {
       if (this.cfg.retentionMs <= 0) return;
-      const cutoff = BigInt(this.now() - this.cfg.retentionMs) * 1_000_000n;
+      // Compared with the store's object times: wall clock.
+      const cutoff = BigInt(Date.now() - this.cfg.retentionMs) * 1_000_000n;
       const current = this.db.pos()?.generation;
       const gens = await this.client.generations();
       const kept = new Map<string, number>();

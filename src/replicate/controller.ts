@@ -22,6 +22,7 @@ import { leaseStoreFor } from '../replica/lease/index.js';
 import { Replica } from '../replica/replica.js';
 import { restore } from '../restore/index.js';
 import { DB } from '../sqlite/db.js';
+import { processClock } from '../util/clock.js';
 import { finalSync } from './final-sync.js';
 import { LeaseGuard } from './lease-guard.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
@@ -41,6 +42,9 @@ interface Entry {
   /** When the last sync of the database (copy to the shadow WAL) ran. */
   lastTickAt: number;
   lastErrorLog: Map<string, number>;
+  /** Since when every shadow WAL sync failed (undefined after a success), and the last error: /healthz. */
+  syncFailingSince: number | undefined;
+  syncError: string | undefined;
   /** Single-writer lease per replica (absent for replicas with `lease: false`). */
   leases: Map<Replica, LeaseGuard>;
 }
@@ -53,15 +57,18 @@ export class Controller implements ControllerLike {
   private readonly abort = new AbortController();
 
   private readonly config: Config;
+  /** Intervals, lag and last-sync times (util/clock.ts): a stepped wall clock must not stall shipping. */
+  private readonly now: () => number;
 
-  constructor(config: Config, log: Logger) {
+  constructor(config: Config, log: Logger, opts: { now?: () => number } = {}) {
     this.config = config;
     this.log = log;
+    this.now = opts.now ?? processClock;
     this.entries = config.dbs.map((cfg) => {
       const dlog = log.child({ db: cfg.path });
       const db = new DB(cfg, dlog);
-      const replicas = cfg.replicas.map((rc) => new Replica(db, rc, createClient(rc), dlog.child({ replica: rc.name })));
-      const e: Entry = { cfg, db, replicas, log: dlog, timers: [], pendingTick: undefined, lastTickAt: 0, lastErrorLog: new Map(), leases: new Map() };
+      const replicas = cfg.replicas.map((rc) => new Replica(db, rc, createClient(rc), dlog.child({ replica: rc.name }), { now: this.now }));
+      const e: Entry = { cfg, db, replicas, log: dlog, timers: [], pendingTick: undefined, lastTickAt: 0, lastErrorLog: new Map(), leases: new Map(), syncFailingSince: undefined, syncError: undefined };
       for (const r of replicas) {
         const lc = r.cfg.lease;
         if (!lc) continue;
@@ -131,7 +138,7 @@ export class Controller implements ControllerLike {
   private leaseError(e: Entry, r: Replica, err: unknown): void {
     // /healthz and lsinit_replica_up read these, as for a failed sync.
     r.stats.lastError = errorMessage(err);
-    r.stats.lastErrorAt = Date.now();
+    r.stats.lastErrorAt = this.now();
     this.replicaError(e, r, err, 'sync');
   }
 
@@ -161,7 +168,7 @@ export class Controller implements ControllerLike {
       await this.take(g);
     } catch (err) {
       r.stats.lastError = errorMessage(err);
-      r.stats.lastErrorAt = Date.now();
+      r.stats.lastErrorAt = this.now();
       throw err;
     }
   }
@@ -172,7 +179,7 @@ export class Controller implements ControllerLike {
    */
   private leaseLost(r: Replica, err: LsinitError): void {
     r.stats.lastError = err.message;
-    r.stats.lastErrorAt = Date.now();
+    r.stats.lastErrorAt = this.now();
   }
 
   describe(): { db: string; replicas: string[] }[] {
@@ -220,6 +227,8 @@ export class Controller implements ControllerLike {
         e.db.sync();
       } catch (err) {
         if (err instanceof LsinitError && err.code === 'LSINIT_ERR_DB') throw err;
+        e.syncFailingSince ??= this.now();
+        e.syncError = errorMessage(err);
         this.rateLimited(e, 'db', () => e.log.error('sync failed', { error: errorMessage(err) }));
       }
     }
@@ -251,7 +260,7 @@ export class Controller implements ControllerLike {
    */
   private poll(e: Entry): void {
     if (!this.running) return;
-    const now = Date.now();
+    const now = this.now();
     const monitorDue = e.lastTickAt + e.cfg.monitorIntervalMs;
     if (now >= monitorDue) return this.tick(e);
     let frames = 0;
@@ -278,9 +287,9 @@ export class Controller implements ControllerLike {
     if (!this.running) return;
     if (e.pendingTick) clearTimeout(e.pendingTick);
     e.pendingTick = undefined;
-    e.lastTickAt = Date.now();
+    e.lastTickAt = this.now();
     const changed = this.syncDB(e);
-    const now = Date.now();
+    const now = this.now();
     let wait = Infinity;
     for (const r of e.replicas) {
       if (this.lost(e, r)) continue;
@@ -314,8 +323,12 @@ export class Controller implements ControllerLike {
 
   private syncDB(e: Entry): boolean {
     try {
-      return e.db.sync();
+      const changed = e.db.sync();
+      e.syncFailingSince = undefined;
+      return changed;
     } catch (err) {
+      e.syncFailingSince ??= this.now();
+      e.syncError = errorMessage(err);
       this.rateLimited(e, 'db', () => e.log.error('sync failed', { error: errorMessage(err) }));
       return false;
     }
@@ -327,8 +340,8 @@ export class Controller implements ControllerLike {
 
   private rateLimited(e: Entry, key: string, fn: () => void): void {
     const last = e.lastErrorLog.get(key) ?? 0;
-    if (Date.now() - last >= ERROR_LOG_EVERY_MS) {
-      e.lastErrorLog.set(key, Date.now());
+    if (this.now() - last >= ERROR_LOG_EVERY_MS) {
+      e.lastErrorLog.set(key, this.now());
       fn();
     }
   }

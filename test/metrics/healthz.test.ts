@@ -131,13 +131,49 @@ describe('/healthz', () => {
       renameSync(`${r.dir}.gone`, r.dir);
     }
     assert.deepEqual(bad.body.dbs.map((d) => [d.db, d.status]), [[r.db, 'failing']]);
-    assert.match(bad.body.dbs[0]!.reason ?? '', /shadow WAL syncs in the last \d+\.\ds failed/);
+    // Its path no longer leads to the file lsinit and the app have open.
+    assert.match(bad.body.dbs[0]!.reason ?? '', /database file deleted/);
     assert.equal(bad.body.replicas[0]!.status, 'ok', 'the replica itself is not behind the shadow');
-    const s = await r.scrape();
-    assert.ok(s.get('litestream_sync_error_count', { db: r.db })! > 0);
     await until(async () => (await health(r!)).code === 200, 5000, '/healthz back to 200');
-    // Back-to-back probes inside one window keep the verdict.
+    // Back-to-back probes keep the verdict.
     for (let i = 0; i < 5; i++) assert.equal((await health(r)).code, 200);
+  });
+
+  it('is 503 with "database file deleted" as soon as the database files are deleted under a running lsinit', async () => {
+    r = await rig('dbdeleted', `      - type: file
+        name: backup
+        path: {dir}/replica
+        sync-interval: 100ms
+`);
+    r.write(5);
+    await until(async () => (await health(r!)).code === 200, 3000, 'healthy start');
+    for (const f of [r.db, `${r.db}-wal`, `${r.db}-shm`]) rmSync(f, { force: true });
+    // The app's open connection keeps committing, into files no longer on disk.
+    r.write(5);
+    const h = await health(r);
+    assert.equal(h.code, 503, JSON.stringify(h.body));
+    assert.deepEqual(h.body.dbs.map((d) => [d.db, d.status]), [[r.db, 'failing']]);
+    assert.match(h.body.dbs[0]!.reason ?? '', /database file deleted/);
+  });
+
+  it('is 503 once every shadow WAL sync failed for a while (the WAL deleted under the app), naming the error', async () => {
+    r = await rig('waldeleted', `      - type: file
+        name: backup
+        path: {dir}/replica
+        sync-interval: 100ms
+`);
+    r.write(5);
+    await until(async () => (await health(r!)).code === 200, 3000, 'healthy start');
+    rmSync(`${r.db}-wal`);
+    rmSync(`${r.db}-shm`);
+    r.write(5);
+    const bad = await until(async () => {
+      const x = await health(r!);
+      return x.code === 503 ? x : undefined;
+    }, 5000, '/healthz to turn 503');
+    assert.equal(bad.body.dbs[0]!.status, 'failing');
+    assert.match(bad.body.dbs[0]!.reason ?? '', /all shadow WAL syncs in the last \d+\.\ds failed: .*WAL/);
+    assert.ok((await r.scrape()).get('litestream_sync_error_count', { db: r.db })! > 0);
   });
 
   it('reports the init child when given', async () => {
