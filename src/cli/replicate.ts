@@ -53,6 +53,8 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
     if (addr) config.addr = addr;
     return superviseWithConfig(config, splitCommand(exec), shutdownMs === undefined ? {} : { shutdownTimeoutMs: shutdownMs });
   }
+  const followed = config.dbs.find((d) => d.follow);
+  if (followed) throw new LsinitError('LSINIT_ERR_CONFIG', `replicate: ${followed.keyPath} (${followed.path}) is a read node's copy (follow: true): replicating it would write a copy back over its source; follow it with \`lsinit restore -f -config ${config.file ?? 'CONFIG'} ${followed.path}\` or in init mode`, { fields: { key: followed.keyPath } });
   const log = loggerFor(config);
   for (const w of config.warnings) log.warn(w);
   if (config.dbs.length === 0) throw new LsinitError('LSINIT_ERR_CONFIG', `replicate: no databases specified in configuration${config.file ? ` ${config.file}` : ''}; list them under dbs:`);

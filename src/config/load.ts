@@ -15,7 +15,7 @@ import { requireDuration } from '../util/time.js';
 import { parseAge, verifyAgeKeys } from './age.js';
 import { expandEnv } from './expand.js';
 import { missingList, unknownKeyWarnings } from './keys.js';
-import type { Config, DBConfig, InitConfig, LeaseConfig, ReplicaConfig } from './types.js';
+import type { Config, DBConfig, FollowConfig, InitConfig, LeaseConfig, ReplicaConfig } from './types.js';
 
 export const DEFAULTS = {
   monitorIntervalMs: 1000,
@@ -27,6 +27,8 @@ export const DEFAULTS = {
   retentionMs: 24 * 3_600_000,
   retentionCheckIntervalMs: 3_600_000,
   restoreParallelism: 8,
+  followIntervalMs: 1000,
+  followMaxLagMs: 10_000,
 } as const;
 
 /** On unless `lease: false`: two writers on one replica corrupt it silently (Litestream #422, #1119). */
@@ -34,7 +36,7 @@ export const DEFAULT_LEASE: LeaseConfig = { ttlMs: 30_000, wait: false, maxWaitM
 const LEASE_KEYS = ['enabled', 'ttl', 'wait', 'max-wait'];
 
 const TOP_KEYS = ['dbs', 'exec', 'addr', 'logging', 'access-key-id', 'secret-access-key', 'init', 'lease'];
-const DB_KEYS = ['path', 'meta-path', 'monitor-interval', 'checkpoint-interval', 'min-checkpoint-page-count', 'max-checkpoint-page-count', 'checkpoint-busy-timeout', 'replicas', 'exec'];
+const DB_KEYS = ['path', 'meta-path', 'monitor-interval', 'checkpoint-interval', 'min-checkpoint-page-count', 'max-checkpoint-page-count', 'checkpoint-busy-timeout', 'replicas', 'exec', 'follow', 'follow-interval', 'follow-max-lag'];
 const REPLICA_COMMON = ['type', 'name', 'url', 'path', 'retention', 'retention-check-interval', 'snapshot-interval', 'validation-interval', 'sync-interval', 'lease', 'age'];
 const INIT_KEYS = ['shutdown-timeout', 'kill-grace', 'signal-rewrite', 'process-group', 'strip-credentials', 'sync-failure-exit-code'];
 
@@ -268,6 +270,12 @@ function normSignal(s: string): string | undefined {
   return /^SIG[A-Z0-9]+$/.test(n) ? n : undefined;
 }
 
+/** A read node's settings (lsinit extension: `follow: true` under a db, or the init flag -follow). */
+export function followConfig(intervalMs: number | undefined, maxLagMs: number | undefined, kp: string): FollowConfig {
+  if (intervalMs === 0) throw configError(`${kp}.follow-interval`, 'must be greater than 0');
+  return { intervalMs: intervalMs ?? DEFAULTS.followIntervalMs, maxLagMs: maxLagMs || DEFAULTS.followMaxLagMs };
+}
+
 export function defaultMetaPath(dbPath: string): string {
   return join(dirname(dbPath), `.${basename(dbPath)}-litestream`);
 }
@@ -294,6 +302,11 @@ function buildDB(raw: Record<string, unknown>, kp: string, global: { accessKeyId
     replicas: [],
     keyPath: kp,
   };
+  const follow = bool(raw, 'follow', kp);
+  const fi = optDuration(raw, 'follow-interval', kp);
+  const fl = optDuration(raw, 'follow-max-lag', kp);
+  if (follow) db.follow = followConfig(fi, fl, kp);
+  else if (fi !== undefined || fl !== undefined) ctx.warnings.push(`${kp}: follow-interval/follow-max-lag only apply with follow: true, ignored`);
   const names = new Set<string>();
   replicasRaw.forEach((r, j) => {
     const rkp = `${kp}.replicas[${j}]`;

@@ -46,6 +46,16 @@ export interface DBConfig {
   checkpointBusyTimeoutMs: number;
   replicas: ReplicaConfig[];
   keyPath: string;
+  /** Set on a read node: the database is restored from and follows its first replica (lsinit extension). */
+  follow?: FollowConfig;
+}
+
+/** `follow: true` (plus `follow-interval`, `follow-max-lag`) under a db, or init's -follow flag. */
+export interface FollowConfig {
+  /** How often the replica is polled. */
+  intervalMs: number;
+  /** /healthz fails when the copy is further behind than this. */
+  maxLagMs: number;
 }
 
 /** Init-mode settings (lsinit extension, top-level `init:` mapping; flags override). */

@@ -42,6 +42,8 @@ Flags:
                            and any variable holding a configured age identity
                            from the command's environment
   -addr HOST:PORT          serve /metrics and /healthz (overrides addr: in the config)
+  -follow                  read node: restore every database, keep applying its replica's new WAL and
+                           run the command against the copy read-only (docs/follow.md)
   -no-lease                do not take the single-writer lease on the replicas
   -lease-wait              wait for another instance's lease to be released or expire
   -lease-max-wait DUR      longest wait with -lease-wait (default 5m)
@@ -78,6 +80,8 @@ export interface ParsedInitArgs {
   leaseFlags: LeaseFlags;
   /** -addr HOST:PORT: the metrics server (overrides addr:). */
   addr?: string;
+  /** -follow: this is a read node; every database follows its first replica (docs/follow.md). */
+  follow?: boolean;
 }
 
 const SPECS: Record<string, FlagSpec> = {
@@ -93,6 +97,7 @@ const SPECS: Record<string, FlagSpec> = {
   'no-lease': { type: 'bool', help: 'no single-writer lease' },
   'lease-wait': { type: 'bool', help: 'wait for a lease' },
   'lease-max-wait': { type: 'string', help: 'longest lease wait' },
+  follow: { type: 'bool', help: 'read node: follow every database' },
 };
 
 function usage(message: string): LsinitError {
@@ -127,6 +132,7 @@ export function parseInitArgs(args: readonly string[]): ParsedInitArgs {
   for (const name of ['no-lease', 'lease-wait', 'lease-max-wait'] as const) {
     if (f[name] !== undefined) out.leaseFlags[name] = f[name];
   }
+  if (bool(f, 'follow')) out.follow = true;
   if (out.command !== undefined && out.exec !== undefined) throw usage('init: give the command either after -- or with -exec, not both');
   if (out.overrides.shutdownTimeoutMs === 0) throw usage('init: -shutdown-timeout must be greater than 0');
   return out;
@@ -193,7 +199,11 @@ export async function runInit(args: readonly string[], deps: InitDeps = {}): Pro
     if (config !== null) {
       applyLeaseFlags(config, parsed.leaseFlags);
       if (parsed.addr !== undefined) config.addr = parsed.addr;
-    }
+      if (parsed.follow) {
+        const { followConfig } = await import('../config/load.js');
+        for (const d of config.dbs) d.follow ??= followConfig(undefined, undefined, d.keyPath);
+      }
+    } else if (parsed.follow) throw usage('init: -follow needs a config (-config or $LITESTREAM_CONFIG) naming the databases and their replicas');
     return await superviseWithConfig(config, argv, parsed.overrides, { ...deps, env, signals });
   } finally {
     signals.dispose(); // supervise() already did unless we failed before it started; twice is harmless
@@ -216,7 +226,21 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
   }
   for (const w of config?.warnings ?? []) log.warn(w);
   let controller: ControllerLike | null = null;
-  if (config !== null) {
+  let followMetrics: (() => Promise<{ close(): Promise<void> }>) | undefined;
+  if (config !== null && config.dbs.some((d) => d.follow)) {
+    // A read node: followers in this thread (their work is file I/O between polls, and the lock
+    // wait is bounded at 1 s), metrics from here.
+    const { FollowController } = await import('../follow/controller.js');
+    const fc = new FollowController(config, log);
+    controller = fc;
+    if (config.addr) {
+      const addr = config.addr;
+      followMetrics = async () => {
+        const [{ serveMetrics }, { followHealth, followRegistry }] = await Promise.all([import('../metrics/server.js'), import('../follow/metrics.js')]);
+        return serveMetrics(addr, log, { registry: followRegistry(() => fc.entries), health: () => followHealth(fc.entries) });
+      };
+    }
+  } else if (config !== null) {
     const create = deps.createController ?? (await defaultControllerFactory());
     controller = create(config, log);
   }
@@ -234,7 +258,12 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
   // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
   // The worker controller serves them from its thread; an in-process controller (tests) from here.
   let metrics: { close(): Promise<void> } | undefined;
-  if (config?.addr && controller !== null && 'entries' in controller) {
+  if (followMetrics) {
+    metrics = await followMetrics().catch((err: unknown) => {
+      log.error('cannot start metrics server', { error: errorMessage(err) });
+      return undefined;
+    });
+  } else if (config?.addr && controller !== null && 'entries' in controller) {
     const { startMetricsServer } = await import('../metrics/server.js');
     const init = { restarts: () => 0, lastExitCode: () => lastExitCode };
     metrics = await startMetricsServer({ addr: config.addr, controller: controller as import('../replicate/controller.js').Controller, log, init }).catch((err: unknown) => {

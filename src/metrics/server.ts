@@ -135,9 +135,16 @@ function dbHealth(e: MetricsSource['entries'][number], t: number): DBHealth {
 }
 
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
-  const { host, port } = parseAddr(opts.addr);
   const registry = createRegistry({ source: opts.controller, init: opts.init });
   const health = createHealthCheck(opts.controller, { init: opts.init });
+  return serveMetrics(opts.addr, opts.log, { registry, health });
+}
+
+/** The HTTP side shared by replication and read nodes (follow/metrics.ts): GET /metrics and /healthz. */
+export async function serveMetrics(addr: string, log: Logger, src: { registry: { contentType: string; metrics(): Promise<string> }; health: () => { code: number; body: unknown } }): Promise<MetricsServer> {
+  const { host, port } = parseAddr(addr);
+  const { registry, health } = src;
+  const opts = { addr, log };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
