@@ -15,7 +15,7 @@ import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
 import { ageBlock, ageKeyPair, fileAndS3Config } from '../helpers/age.js';
 import { lsinit, spawnLsinit } from '../helpers/cli.js';
-import { createDB, dump, integrity, sleep, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
+import { WRITER, createDB, dump, integrity, sleep, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
 import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
 
 const AGE_HEADER = 'age-encryption.org/v1\n';
@@ -146,6 +146,24 @@ describe('age-encrypted replication (file and s3)', () => {
     }
     assert.equal(follower.exitCode, 0, out);
     assert.deepEqual(dump(copy), dump(snapshotCopy(db, join(w.dir, 'followed-src.db'))));
+  });
+
+  it('init mode (replication in a worker thread) ships encrypted and continues the generation on its next start', async () => {
+    const db = join(w.dir, 'init.db');
+    const replica = join(w.dir, 'init-replica');
+    const cfg = config(db, replica, ageBlock([id], [rc]));
+    createDB(db);
+    for (const start of [1, 61]) {
+      const r = await lsinit(['-config', cfg, '--', process.execPath, WRITER, db, '--tx', '60', '--start', String(start), '--blob', '2000']);
+      assert.equal(r.exitCode, 0, r.stderr + r.stdout);
+      assert.doesNotMatch(r.stderr + r.stdout, /AGE-SECRET-KEY-1|sync failed/);
+    }
+    const gens = readdirSync(join(replica, 'generations'));
+    assert.equal(gens.length, 1, 'the second start decrypted the newest segment and continued the generation');
+    const out = join(w.dir, 'init-restored.db');
+    const r = await lsinit(['restore', '-config', cfg, '-replica', 'disk', '-o', out, db]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.deepEqual(dump(out), dump(snapshotCopy(db, join(w.dir, 'init-src.db'))));
   });
 
   it('replicate refuses identities without recipients at start-up, writing nothing', async () => {
