@@ -11,7 +11,7 @@
  *   segments  in process, lsinit's own path: a WAL segment LZ4-framed, (encrypted,) written to a
  *             file replica, then read back and decoded; per segment, for 1-page and 16-page segments
  *   stall     in process: the longest event-loop stall while a snapshot streams to a file replica
- *             (init mode forwards signals from this loop)
+ *             (the replication loop: the worker's in init mode, the main one in `replicate`)
  * Usage: npm run build && node --import tsx bench/age.ts [--db-mb 256] [--rounds 3] [--segments 300] [--quick]
  */
 import { randomBytes } from 'node:crypto';
