@@ -14,6 +14,7 @@
  *                   the shadow copy, inotify, lsinit's CPU), with a CPU profile of lsinit
  *   age.ts          the cost of age encryption: snapshot, restore, per-segment write/read, event-loop
  *                   stall, plain vs age, lsinit and Litestream
+ *   ltx.ts          restore of a Litestream 0.5 (LTX) replica vs cp + fsync, and one validation round
  * Usage: npm run bench [-- --quick] [--out report.md]
  *   --quick   smaller sizes and shorter windows (a smoke run of a few minutes, numbers less stable)
  */
@@ -33,6 +34,7 @@ const runs: { name: string; file: string; args: string[] }[] = [
   { name: 'requests', file: 'requests.ts', args: quick ? ['--seconds', '20'] : ['--seconds', '120'] },
   { name: 'throughput floor', file: 'throughput-floor.ts', args: quick ? ['--rounds', '1', '--no-profile'] : ['--rounds', '3'] },
   { name: 'age encryption', file: 'age.ts', args: quick ? ['--quick'] : [] },
+  { name: 'Litestream 0.5 (LTX) restore and validation', file: 'ltx.ts', args: quick ? ['--db-mb', '50', '--l0', '20'] : ['--db-mb', '500'] },
 ];
 
 const report: string[] = [`# lsinit benchmarks — ${new Date().toISOString()}, node ${process.version}${quick ? ' (quick)' : ''}`, ''];
