@@ -5,6 +5,7 @@
  * `--seed S --trials 1 --faults K` replays one trial's schedule exactly.
  */
 import { FAULTS, privateBuild, runTrial, type FaultKind, type TrialResult } from '../test/torture/harness.js';
+import { isStoreFault } from '../test/torture/store-faults.js';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -15,6 +16,7 @@ const trials = Number(flag('trials') ?? '20');
 const firstSeed = flag('seed') !== undefined ? Number(flag('seed')) : Math.floor(Math.random() * 1e9);
 const kinds = (flag('faults')?.split(',').filter(Boolean) ?? []) as FaultKind[];
 for (const k of kinds) if (!(FAULTS as readonly string[]).includes(k)) throw new Error(`unknown fault ${k}; known: ${FAULTS.join(', ')}`);
+if (kinds.some(isStoreFault) && !argv.includes('--s3')) throw new Error(`faults ${kinds.filter(isStoreFault).join(', ')} need an S3 replica: add --s3`);
 const jobs = Number(flag('jobs') ?? '1');
 const slack = flag('slack') !== undefined ? Number(flag('slack')) : undefined;
 const keep = argv.includes('--keep');

@@ -23,6 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import Database from 'better-sqlite3';
 import { SCHEMA, oracle, rng, type State } from './plan.mjs';
+import { drawStoreParams, isStoreFault, proxyFor, strike, STORE_FAULTS } from './store-faults.js';
+import type { FaultProxy } from '../servers/fault-proxy.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(HERE, '../..');
@@ -64,6 +66,8 @@ export const FAULTS = [
   'wal-truncate',
   'shadow-truncate',
   'shadow-remove',
+  // Store-side faults (store-faults.ts): drawn only with an S3 replica (--s3).
+  ...STORE_FAULTS,
 ] as const;
 export type FaultKind = (typeof FAULTS)[number];
 
@@ -198,7 +202,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
   const r = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const between = (a: number, b: number) => Math.round(a + r() * (b - a));
-  const kinds = opts.kinds && opts.kinds.length ? opts.kinds : FAULTS;
+  const kinds = opts.kinds && opts.kinds.length ? opts.kinds : opts.s3 ? FAULTS : FAULTS.filter((k) => !isStoreFault(k));
   const kind = pick(kinds);
   const appSeed = Math.floor(r() * 2 ** 31);
   const params = {
@@ -217,6 +221,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
     cut: r(),
     // Snapshots in the middle of an index (PIT hazard of reference §4.3) in half the trials.
     snapshotMs: r() < 0.5 ? 0 : between(700, 3000),
+    store: drawStoreParams(between),
   };
   const lagSlack = opts.lagSlackMs ?? 1500;
   const say = opts.log ?? (() => {});
@@ -231,6 +236,12 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
     failures.push({ check, detail });
     say(`  FAIL ${check}: ${detail}`);
   };
+  // Store faults: the S3 replica goes through a fault proxy, with a lease ttl the outages outlast.
+  let proxy: FaultProxy | undefined;
+  if (isStoreFault(kind)) {
+    if (!opts.s3) throw new Error(`fault ${kind} needs an S3 replica (--s3)`);
+    proxy = await proxyFor(opts.s3.endpoint);
+  }
   writeFileSync(cfg, `dbs:
   - path: ${db}
     monitor-interval: 100ms
@@ -243,10 +254,10 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
         type: s3
         bucket: ${opts.s3.bucket}
         path: trial-${seed}-${process.pid}-${Date.now()}
-        endpoint: ${opts.s3.endpoint}
+        endpoint: ${proxy?.endpoint ?? opts.s3.endpoint}
         region: us-east-1
         sync-interval: ${params.syncMs}ms
-` : ''}`);
+${proxy ? '        lease: { ttl: 3s }\n' : ''}` : ''}`);
   {
     const d = new Database(db);
     d.pragma(`page_size = ${params.pageSize}`);
@@ -410,6 +421,12 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
             renameSync(away, replica);
             break;
           }
+          case 'store-slow':
+          case 'store-5xx':
+          case 'store-lost-response':
+          case 'store-down':
+            await strike(kind, proxy!, params.store, (n) => notes.push(n));
+            break;
           case 'wal-remove':
           case 'wal-truncate':
           case 'shadow-truncate':
@@ -479,6 +496,7 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
       const { commits } = readCommits(logPath);
       const appEnd = Date.now();
       await stopLsinit('SIGTERM');
+      if (proxy && lsOutputs.some((o) => o.includes('replica lease lost'))) fail('store fault: lease', 'a store outage made lsinit declare the replica lease lost (replication would stop for good)');
       const last = await checkRestore('final', replica);
       // After a WAL cut the source is the truth ("final equals source" below), not the app's log.
       if (!sourceDamaged) requireBefore('final', last, appEnd, true);
@@ -567,6 +585,7 @@ ${params.snapshotMs ? `        snapshot-interval: ${params.snapshotMs}ms\n` : ''
       lsOutputs.push(ls.out);
     }
     if (container?.alive) await container.stop('SIGKILL', 10_000);
+    await proxy?.close();
   }
   const committed = readCommits(logPath).commits.length;
   {
