@@ -64,3 +64,13 @@ test('npm test checks first: scripts/check-test-deps.ts exits 1 and names what i
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   assert.match(pkg.scripts['test']!, /scripts\/check-test-deps\.ts && node --import tsx --test /);
 });
+
+test('no package-archive or registry host names in the repository (package-lock.json\'s resolved URLs aside)', () => {
+  const tracked = spawnSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' }).stdout.split('\0').filter((f) => f && f !== 'package-lock.json' && !f.startsWith('test/fixtures/litestream-') && existsSync(join(ROOT, f)));
+  assert.ok(tracked.length > 100, 'git ls-files listed the repository');
+  // Built from parts so that this file does not name them either.
+  const hosts = [['deb', 'debian', 'org'], ['registry', 'npmjs', 'org'], ['npmjs', 'com'], ['pypi', 'org'], ['docker', 'io'], ['archive', 'ubuntu', 'com'], ['security', 'debian', 'org'], ['nodejs', 'org']].map((p) => p.join('.'));
+  const re = new RegExp(hosts.map((h) => h.replace(/\./g, '\\.')).join('|'), 'i');
+  const offenders = tracked.filter((f) => re.test(readFileSync(join(ROOT, f), 'latin1')));
+  assert.deepEqual(offenders, []);
+});

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Build a stand-in for node:20-bookworm-slim on a machine that cannot pull from Docker Hub:
-# a Debian bookworm minbase root (debootstrap, from the Debian mirror), this machine's Node 20
-# (binary, npm, headers) under /usr/local as in the official image, a `node` user (uid 1000), and
-# this machine's CA bundle (for an intercepting proxy). Imported into podman as
-# docker.io/library/node:20-bookworm-slim, so `podman build -f docker/Dockerfile` finds it.
+# a Debian bookworm minbase root (debootstrap, from the mirror this machine's apt uses, else
+# debootstrap's default), this machine's Node 20 (binary, npm, headers) under /usr/local as in the
+# official image, a `node` user (uid 1000), and this machine's CA bundle (for an intercepting
+# proxy). Imported into podman as node:20-bookworm-slim (stored as localhost/…, which the short
+# name in `FROM node:20-bookworm-slim` finds locally), so `podman build -f docker/Dockerfile` uses it.
 #
 # Needs: Linux, root, and `apt-get install podman buildah debootstrap`. Takes a few minutes.
 set -euo pipefail
 ROOTFS=${ROOTFS:-/var/tmp/lsinit-node20-bookworm}
-TAG=docker.io/library/node:20-bookworm-slim
+TAG=node:20-bookworm-slim
 
 node_bin=$(command -v node)
 case "$("$node_bin" -v)" in v20.*) ;; *) echo "base-image: this machine's node is $("$node_bin" -v), not 20.x" >&2; exit 1 ;; esac
@@ -19,8 +20,16 @@ for d in "$(npm config get nodedir 2>/dev/null || true)" "$(dirname "$node_bin")
 done
 [ -n "$headers" ] || { echo "base-image: no Node headers (include/node/node.h) found" >&2; exit 1; }
 
+# The Debian mirror of this machine's apt configuration (deb822 URIs: or a one-line deb entry; not
+# the security archive), else none: debootstrap then uses its built-in default.
+apt_mirror() {
+  { sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | tr ' ' '\n'
+    awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' /etc/apt/sources.list 2>/dev/null
+  } | grep -v -e security -e '^$' | head -n 1 || true
+}
 if [ ! -x "$ROOTFS/bin/sh" ]; then
-  debootstrap --variant=minbase bookworm "$ROOTFS" http://deb.debian.org/debian
+  mirror=$(apt_mirror)
+  debootstrap --variant=minbase bookworm "$ROOTFS" ${mirror:+"$mirror"}
 fi
 mkdir -p "$ROOTFS/usr/local/bin" "$ROOTFS/usr/local/lib/node_modules" "$ROOTFS/usr/local/include" "$ROOTFS/etc/ssl/certs"
 cp "$node_bin" "$ROOTFS/usr/local/bin/node"

@@ -7,7 +7,7 @@ import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { Controller } from '../replicate/controller.js';
 import { requireDuration } from '../util/time.js';
-import { parseFlags, str, usage, type FlagSpec } from '../util/flags.js';
+import { noLateFlags, parseFlags, str, usage, type FlagSpec } from '../util/flags.js';
 import { CONFIG_FLAGS, readConfigFromFlags } from './sources.js';
 
 const SPECS: Record<string, FlagSpec> = {
@@ -33,6 +33,7 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
   }
   let config: Config;
   if (p.args.length > 0) {
+    noLateFlags(p.args, 'replicate', 'DB_PATH REPLICA_URL...');
     if (str(p.flags, 'config')) throw new LsinitError('LSINIT_ERR_USAGE', 'replicate: cannot specify a replica URL and -config together');
     if (p.args.length === 1) throw new LsinitError('LSINIT_ERR_USAGE', 'replicate: must specify at least one replica URL for the database');
     config = configFromArgs(p.args[0], p.args.slice(1));

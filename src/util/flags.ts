@@ -84,6 +84,12 @@ export function oneArg(args: readonly string[], command: string, synopsis: strin
   throw tooMany(args.slice(1), command, synopsis);
 }
 
+/** For commands with several positionals (`replicate DB_PATH URL...`): a flag among them gets the flag-order hint. */
+export function noLateFlags(args: readonly string[], command: string, synopsis: string): void {
+  const flag = args.find((a) => a.startsWith('-') && a !== '-');
+  if (flag !== undefined) throw new LsinitError('LSINIT_ERR_USAGE', `${command}: flag ${flag} after the arguments; flags must come before ${synopsis}, e.g. lsinit ${command} ${flag} ${synopsis}`, { fields: { args: [...args] } });
+}
+
 /** `command` takes no positional argument. */
 export function noArgs(args: readonly string[], command: string): void {
   if (args.length > 0) throw tooMany(args, command, '');

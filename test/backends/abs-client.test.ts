@@ -6,10 +6,10 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { onOp, type Operation } from '../../src/metrics/ops.js';
 import { makeABSSettings } from '../../src/replica/clients/abs-config.js';
 import { ABS_BLOCK_SIZE, ABSReplicaClient, absTransient, type ABSClientOptions } from '../../src/replica/clients/abs.js';
 import { startAzurite, type AzuriteServer } from '../servers/azurite.js';
+import { countDuring } from '../helpers/ops.js';
 
 const CONTAINER = 'lsinit-client';
 const G = '00112233445566ff';
@@ -22,20 +22,6 @@ function client(over: { container?: string; key?: string; endpoint?: string } = 
   );
 }
 
-async function countDuring(fn: () => Promise<unknown>): Promise<Record<Operation, { n: number; bytes: number }>> {
-  const seen = { GET: { n: 0, bytes: 0 }, PUT: { n: 0, bytes: 0 }, LIST: { n: 0, bytes: 0 }, DELETE: { n: 0, bytes: 0 } };
-  const off = onOp((type, op, bytes) => {
-    if (type !== 'abs') return;
-    seen[op].n++;
-    seen[op].bytes += bytes;
-  });
-  try {
-    await fn();
-  } finally {
-    off();
-  }
-  return seen;
-}
 
 before(async () => {
   azurite = await startAzurite();
@@ -51,7 +37,7 @@ describe('abs client against azurite', () => {
     const data = randomBytes(10 * 1024 * 1024);
     const chunks: Buffer[] = [];
     for (let i = 0; i < data.length; i += 700_001) chunks.push(data.subarray(i, i + 700_001));
-    const ops = await countDuring(async () => {
+    const ops = await countDuring('abs', async () => {
       assert.equal((await c.writeSnapshot(G, 1, Readable.from(chunks))).size, data.length);
     });
     // Put Block × 3 (4 + 4 + 2 MiB) + Put Block List.
@@ -74,19 +60,6 @@ describe('abs client against azurite', () => {
     await assert.rejects(c.snapshotReader(G, 2), { code: 'LSINIT_ERR_NOT_FOUND' });
   });
 
-  it('counts one request per small write, listing page, read and deleted blob, with bytes', async () => {
-    const c = client();
-    const body = Buffer.from('y'.repeat(999));
-    const ops = await countDuring(async () => {
-      await c.writeWALSegment({ generation: G, index: 0, offset: 0 }, body);
-      await c.writeWALSegment({ generation: G, index: 0, offset: 999 }, Readable.from([body]));
-      await c.walSegments(G);
-      await buffer(await c.walSegmentReader({ generation: G, index: 0, offset: 0 }));
-      await c.deleteWALSegments([{ generation: G, index: 0, offset: 0 }, { generation: G, index: 0, offset: 999 }]);
-    });
-    assert.deepEqual(ops, { PUT: { n: 2, bytes: 1998 }, LIST: { n: 1, bytes: 0 }, GET: { n: 1, bytes: 999 }, DELETE: { n: 2, bytes: 0 } });
-  });
-
   it('a wrong account key is LSINIT_ERR_AUTH, not retried, and the key is in no message', async () => {
     const wrong = Buffer.alloc(64, 42).toString('base64');
     const c = client({ key: wrong }, { retry: { attempts: 5, baseMs: 1 } });
@@ -100,7 +73,7 @@ describe('abs client against azurite', () => {
         return true;
       });
     }
-    const ops = await countDuring(() => assert.rejects(c.generations(), { code: 'LSINIT_ERR_AUTH' }));
+    const ops = await countDuring('abs', () => assert.rejects(c.generations(), { code: 'LSINIT_ERR_AUTH' }));
     assert.equal(ops.LIST.n, 1);
     assert.ok(!inspect(c, { depth: 10 }).includes(wrong));
   });

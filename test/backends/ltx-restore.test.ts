@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ReplicaClient } from '../../src/replica/client.js';
 import { GcsReplicaClient } from '../../src/replica/clients/gcs.js';
-import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
 import { lsinit } from '../helpers/cli.js';
 import { LTX_VECTORS, loadLTXCases, sha256 } from '../helpers/ltx.js';
@@ -58,10 +57,7 @@ describe('LTX restore from s3 (moto)', () => {
     moto = await startMoto();
     await moto.createBucket('ltx');
     work = mkdtempSync(join(tmpdir(), 'lsinit-ltx-s3-'));
-    client = new S3ReplicaClient({
-      bucket: 'ltx', path: PREFIX, region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, skipVerify: false,
-      followRegionRedirects: false, credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica',
-    });
+    client = new S3ReplicaClient(moto.settings('ltx', PREFIX));
     await upload(client);
   });
   after(async () => {

@@ -4,12 +4,12 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { onOp, type Operation } from '../../src/metrics/ops.js';
 import { isTransient } from '../../src/replica/retry.js';
 import { makeCredentials, type S3Settings } from '../../src/replica/clients/s3-config.js';
 import { S3_PART_SIZE, S3ReplicaClient, type S3ClientOptions } from '../../src/replica/clients/s3.js';
 import { startProxy } from '../servers/s3-abs-proxy.js';
-import { freePort, MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
+import { freePort, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
+import { countDuring } from '../helpers/ops.js';
 
 const BUCKET = 'lsinit-client';
 const G = '00112233445566ff';
@@ -17,18 +17,7 @@ let moto: MotoServer;
 let authMoto: MotoServer;
 
 function settings(over: Partial<S3Settings> = {}): S3Settings {
-  return {
-    bucket: BUCKET,
-    path: `t/${randomBytes(4).toString('hex')}`,
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    forcePathStyle: true,
-    skipVerify: false,
-    followRegionRedirects: false,
-    credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY),
-    credentialSource: 'replica',
-    ...over,
-  };
+  return moto.settings(BUCKET, `t/${randomBytes(4).toString('hex')}`, over);
 }
 const clients: S3ReplicaClient[] = [];
 function client(over: Partial<S3ClientOptions> = {}): S3ReplicaClient {
@@ -38,20 +27,6 @@ function client(over: Partial<S3ClientOptions> = {}): S3ReplicaClient {
 }
 
 /** Every s3 request counted while `fn` runs. */
-async function countDuring(fn: () => Promise<unknown>): Promise<Record<Operation, { n: number; bytes: number }>> {
-  const seen = { GET: { n: 0, bytes: 0 }, PUT: { n: 0, bytes: 0 }, LIST: { n: 0, bytes: 0 }, DELETE: { n: 0, bytes: 0 } };
-  const off = onOp((type, op, bytes) => {
-    if (type !== 's3') return;
-    seen[op].n++;
-    seen[op].bytes += bytes;
-  });
-  try {
-    await fn();
-  } finally {
-    off();
-  }
-  return seen;
-}
 
 before(async () => {
   [moto, authMoto] = await Promise.all([startMoto(), startMoto({ env: { INITIAL_NO_AUTH_ACTION_COUNT: '0' } })]);
@@ -69,7 +44,7 @@ describe('s3 client against moto', () => {
     // Uneven chunks, so part boundaries do not line up with chunk boundaries.
     const chunks: Buffer[] = [];
     for (let i = 0; i < data.length; i += 700_001) chunks.push(data.subarray(i, i + 700_001));
-    const ops = await countDuring(async () => {
+    const ops = await countDuring('s3', async () => {
       const info = await c.writeSnapshot(G, 1, Readable.from(chunks));
       assert.equal(info.size, data.length);
     });
@@ -88,23 +63,10 @@ describe('s3 client against moto', () => {
       for (let i = 0; i < 8; i++) yield randomBytes(1024 * 1024);
       throw boom;
     }
-    const ops = await countDuring(() => assert.rejects(c.writeSnapshot(G, 2, Readable.from(source())), (err) => err === boom));
+    const ops = await countDuring('s3', () => assert.rejects(c.writeSnapshot(G, 2, Readable.from(source())), (err) => err === boom));
     assert.ok(ops.DELETE.n >= 1, 'AbortMultipartUpload sent');
     assert.deepEqual(await c.snapshots(G), []);
     await assert.rejects(c.snapshotReader(G, 2), { code: 'LSINIT_ERR_NOT_FOUND' });
-  });
-
-  it('counts one request per small write, listing, read and batch delete, with bytes', async () => {
-    const c = client();
-    const body = Buffer.from('x'.repeat(1234));
-    const ops = await countDuring(async () => {
-      await c.writeWALSegment({ generation: G, index: 0, offset: 0 }, body);
-      await c.writeWALSegment({ generation: G, index: 0, offset: 1234 }, Readable.from([body]));
-      await c.walSegments(G);
-      await buffer(await c.walSegmentReader({ generation: G, index: 0, offset: 0 }));
-      await c.deleteWALSegments([{ generation: G, index: 0, offset: 0 }, { generation: G, index: 0, offset: 1234 }]);
-    });
-    assert.deepEqual(ops, { PUT: { n: 2, bytes: 2468 }, LIST: { n: 1, bytes: 0 }, GET: { n: 1, bytes: 1234 }, DELETE: { n: 1, bytes: 0 } });
   });
 
   it('DeleteObjects carries Content-MD5 (MinIO and others reject it without), not only a CRC32 header', async () => {
@@ -146,7 +108,7 @@ describe('s3 client against moto', () => {
     }
     // Permanent: exactly one request reaches the store although 5 attempts are allowed.
     const c2 = client({ endpoint: authMoto.endpoint, credentials: makeCredentials('AKIANOSUCHKEY0000000', secret), retry: { attempts: 5, baseMs: 1 } });
-    const ops = await countDuring(() => assert.rejects(c2.generations(), { code: 'LSINIT_ERR_AUTH' }));
+    const ops = await countDuring('s3', () => assert.rejects(c2.generations(), { code: 'LSINIT_ERR_AUTH' }));
     assert.equal(ops.LIST.n, 1);
   });
 

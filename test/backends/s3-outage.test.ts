@@ -3,10 +3,9 @@ import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import { buffer } from 'node:stream/consumers';
 import { after, before, it } from 'node:test';
-import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
 import { isTransient } from '../../src/replica/retry.js';
-import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
+import { MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
 
 const BUCKET = 'lsinit-outage';
 const G = 'aaaaaaaaaaaaaaaa';
@@ -18,15 +17,7 @@ before(async () => {
   moto = await startMoto();
   await moto.createBucket(BUCKET);
   client = new S3ReplicaClient({
-    bucket: BUCKET,
-    path: 'outage',
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    forcePathStyle: true,
-    skipVerify: false,
-    followRegionRedirects: false,
-    credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY),
-    credentialSource: 'replica',
+    ...moto.settings(BUCKET, 'outage'),
     retry: { attempts: 4, baseMs: 50, maxMs: 200, isTransient: (e) => (retryDecisions++, isTransient(e)) },
   });
 });
@@ -65,11 +56,7 @@ it('a store that accepts connections but never answers fails the request as tran
   const hung = createServer((s) => sockets.push(s)).listen(0, '127.0.0.1');
   await once(hung, 'listening');
   const port = (hung.address() as { port: number }).port;
-  const c = new S3ReplicaClient({
-    bucket: BUCKET, path: 'hang', region: 'us-east-1', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, skipVerify: false,
-    followRegionRedirects: false, credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica',
-    retry: { attempts: 2, baseMs: 10 }, requestTimeoutMs: 300,
-  });
+  const c = new S3ReplicaClient({ ...moto.settings(BUCKET, 'hang', { endpoint: `http://127.0.0.1:${port}` }), retry: { attempts: 2, baseMs: 10 }, requestTimeoutMs: 300 });
   try {
     const t0 = Date.now();
     await assert.rejects(c.writeWALSegment({ generation: G, index: 0, offset: 0 }, Buffer.from('x')), { code: 'LSINIT_ERR_REPLICA', transient: true });

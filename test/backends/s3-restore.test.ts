@@ -12,7 +12,6 @@ import { after, before, describe, it } from 'node:test';
 import * as paths from '../../src/format/paths.js';
 import { onOp, type Operation } from '../../src/metrics/ops.js';
 import type { ReplicaClient } from '../../src/replica/client.js';
-import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
 import { restore } from '../../src/restore/index.js';
 import { lsinit } from '../helpers/cli.js';
@@ -49,10 +48,7 @@ describe('restore from s3 (moto)', () => {
     moto = await startMoto();
     await moto.createBucket(BUCKET);
     work = mkdtempSync(join(tmpdir(), 'lsinit-s3-restore-'));
-    client = new S3ReplicaClient({
-      bucket: BUCKET, path: PREFIX, region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, skipVerify: false,
-      followRegionRedirects: false, credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica',
-    });
+    client = new S3ReplicaClient(moto.settings(BUCKET, PREFIX));
     objects = await uploadScenario(client, 'basic');
   });
   after(async () => {

@@ -5,9 +5,9 @@
  * rollback-journal mode is switched to WAL, as Litestream does.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { BIN, lsinit, spawnLsinit } from '../helpers/cli.js';
@@ -129,14 +129,5 @@ describe('bad databases: a clear message naming the file, nothing written', () =
     assert.equal(res.exitCode, 0, res.stderr);
     assert.equal(integrity(out), 'ok');
     assert.deepEqual(dump(out)['t'], [['before']]);
-  });
-
-  before(() => {
-    // The cases above copy nothing from here; keep a pristine copy of a real database handy for debugging.
-    const src = join(w.dir, 'pristine.db');
-    const d = new Database(src);
-    d.exec('CREATE TABLE t(x)');
-    d.close();
-    copyFileSync(src, join(w.dir, 'pristine-copy.db'));
   });
 });

@@ -49,8 +49,12 @@ describe('one duration parser, one flag parser', () => {
       assert.equal(r.exitCode, 2, r.stderr);
       assert.match(r.stderr, new RegExp(`^lsinit: LSINIT_ERR_USAGE: ${cmd}: too many arguments: -json; flags must come before DB_PATH\\|REPLICA_URL, e\\.g\\. lsinit ${cmd} -json DB_PATH\\|REPLICA_URL`));
     }
-    const r = await lsinit(['databases', '-json', 'extra']);
+    let r = await lsinit(['databases', '-json', 'extra']);
     assert.match(r.stderr, /databases: too many arguments: extra$/m);
+    r = await lsinit(['replicate', join(w.dir, 'x.db'), `file://${join(w.dir, 'r')}`, '-exec', 'true']);
+    assert.equal(r.exitCode, 2);
+    assert.match(r.stderr, /^lsinit: LSINIT_ERR_USAGE: replicate: flag -exec after the arguments; flags must come before DB_PATH REPLICA_URL\.\.\., e\.g\. lsinit replicate -exec DB_PATH/);
+    assert.equal(existsSync(join(w.dir, 'r')), false);
   });
 });
 

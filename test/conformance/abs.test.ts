@@ -23,4 +23,4 @@ runConformance('abs (azurite)', async () => ({
     // Azure pages hold up to 5000 blobs; a small page makes the 1100-object test cross pages.
     { listPageSize: 250 },
   ),
-}));
+}), { requests: { replicaType: 'abs', deletes: 2 } }); // one Delete Blob per blob

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { after, before } from 'node:test';
-import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
-import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
+import { startMoto, type MotoServer } from '../servers/moto.js';
 import { runConformance } from './suite.js';
 
 const BUCKET = 'lsinit-conformance';
@@ -17,16 +16,6 @@ after(async () => {
 });
 
 runConformance('s3 (moto)', async () => ({
-  client: new S3ReplicaClient({
-    bucket: BUCKET,
-    // A fresh prefix per test: the tests share one bucket.
-    path: `conf/${randomBytes(6).toString('hex')}`,
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    forcePathStyle: true,
-    skipVerify: false,
-    followRegionRedirects: false,
-    credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY),
-    credentialSource: 'replica',
-  }),
-}));
+  // A fresh prefix per test: the tests share one bucket.
+  client: new S3ReplicaClient(moto.settings(BUCKET, `conf/${randomBytes(6).toString('hex')}`)),
+}), { requests: { replicaType: 's3', deletes: 1 } }); // DeleteObjects: one batch

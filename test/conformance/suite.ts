@@ -9,10 +9,20 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import type { ReplicaClient } from '../../src/replica/client.js';
+import { countDuring } from '../helpers/ops.js';
 
 export interface ConformanceTarget {
   client: ReplicaClient;
   cleanup?: () => Promise<void>;
+}
+
+export interface ConformanceOptions {
+  manyObjects?: number;
+  /**
+   * Check the storage requests the client reports (metrics): one per small write, listing page, read,
+   * and `deletes` requests for deleting two objects (1 for a batch delete, 2 for one per object).
+   */
+  requests?: { replicaType: string; deletes: number };
 }
 
 const G1 = '0123456789abcdef';
@@ -35,7 +45,7 @@ async function pMap<T>(items: T[], n: number, fn: (t: T) => Promise<unknown>) {
   }));
 }
 
-export function runConformance(name: string, make: () => Promise<ConformanceTarget>, opts: { manyObjects?: number } = {}) {
+export function runConformance(name: string, make: () => Promise<ConformanceTarget>, opts: ConformanceOptions = {}) {
   const many = opts.manyObjects ?? 1100;
   describe(`replica client conformance: ${name}`, () => {
     it('an empty replica lists no generations, snapshots or segments', () =>
@@ -149,6 +159,22 @@ export function runConformance(name: string, make: () => Promise<ConformanceTarg
           await assert.rejects(async () => c.objectReader(bad), { code: 'LSINIT_ERR_FORMAT' }, bad);
         }
       }));
+
+    const req = opts.requests;
+    if (req) {
+      it(`counts one request per small write, listing, read, and ${req.deletes} to delete two objects, with bytes`, () =>
+        withClient(make, async (c) => {
+          const body = Buffer.from('x'.repeat(1234));
+          const ops = await countDuring(req.replicaType, async () => {
+            await c.writeWALSegment({ generation: G1, index: 0, offset: 0 }, body);
+            await c.writeWALSegment({ generation: G1, index: 0, offset: 1234 }, Readable.from([body]));
+            await c.walSegments(G1);
+            await buffer(await c.walSegmentReader({ generation: G1, index: 0, offset: 0 }));
+            await c.deleteWALSegments([{ generation: G1, index: 0, offset: 0 }, { generation: G1, index: 0, offset: 1234 }]);
+          });
+          assert.deepEqual(ops, { PUT: { n: 2, bytes: 2468 }, LIST: { n: 1, bytes: 0 }, GET: { n: 1, bytes: 1234 }, DELETE: { n: req.deletes, bytes: 0 } });
+        }));
+    }
 
     it(`lists more than one page (${many} segments) completely and in order`, { timeout: 300_000 }, () =>
       withClient(make, async (c) => {

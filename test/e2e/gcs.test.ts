@@ -4,7 +4,7 @@
  * storage requests one sync and one restore cost (from the server's own request log).
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { lsinit, spawnLsinit } from '../helpers/cli.js';
 import { startGcs, type RunningGcs } from '../servers/gcs.js';
+import { rowsOf } from '../helpers/e2e.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SYNC_MS = 200;
 
@@ -38,27 +40,6 @@ function setup(work: string, name: string, gcs: RunningGcs) {
 
 function objectsUnder(gcs: RunningGcs, prefix: string): string[] {
   return [...(gcs.server.buckets.get(gcs.bucket)?.objects.keys() ?? [])].filter((n) => n.startsWith(prefix + '/'));
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-function rowsOf(path: string, work: string): { id: number; v: string }[] {
-  // Inspect a copy: opening a WAL-mode file would create -shm/-wal beside the restored output.
-  const copy = join(work, `inspect-${Date.now()}.db`);
-  copyFileSync(path, copy);
-  const db = new Database(copy, { readonly: true });
-  try {
-    assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
-    return db.prepare('SELECT id, v FROM rows ORDER BY id').all() as { id: number; v: string }[];
-  } finally {
-    db.close();
-  }
 }
 
 describe('e2e: lsinit replicate → gcs → lsinit restore', () => {

@@ -6,7 +6,7 @@
  * runs in its own process) and in process through metrics/ops.ts.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +20,8 @@ import { Controller } from '../../src/replicate/controller.js';
 import { restore } from '../../src/restore/index.js';
 import { lsinit, spawnLsinit } from '../helpers/cli.js';
 import { startProxy, type LoggedRequest, type StoreProxy } from '../servers/s3-abs-proxy.js';
+import { rowsOf } from '../helpers/e2e.js';
+import { waitFor } from '../helpers/wait.js';
 
 export const SYNC_MS = 200;
 
@@ -42,27 +44,6 @@ function ops(reqs: LoggedRequest[], classify: (r: LoggedRequest) => Operation): 
   const n: Record<Operation, number> = { LIST: 0, GET: 0, PUT: 0, DELETE: 0 };
   for (const r of reqs) n[classify(r)]++;
   return `${reqs.length} (${Object.entries(n).filter(([, v]) => v).map(([k, v]) => `${v} ${k}`).join(' + ') || 'none'})`;
-}
-
-async function waitFor(cond: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-function rowsOf(path: string, work: string): { id: number; v: string }[] {
-  // Inspect a copy: opening a WAL-mode file would create -shm/-wal beside the restored output.
-  const copy = join(work, `inspect-${Date.now()}-${Math.random()}.db`);
-  copyFileSync(path, copy);
-  const db = new Database(copy, { readonly: true });
-  try {
-    assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
-    return db.prepare('SELECT id, v FROM rows ORDER BY id').all() as { id: number; v: string }[];
-  } finally {
-    db.close();
-  }
 }
 
 export function defineE2E(name: string, start: () => Promise<E2EStore>): void {
@@ -128,7 +109,7 @@ export function defineE2E(name: string, start: () => Promise<E2EStore>): void {
       let idle: LoggedRequest[] = [];
       let oneSync: LoggedRequest[] = [];
       try {
-        await waitFor(s.hasSnapshot, 20_000, 'the first snapshot');
+        await waitFor(s.hasSnapshot, 20_000, 'the first snapshot', 50);
         for (let i = 0; i < 100; i++) {
           s.insert.run(`row-${i}`);
           await sleep(5);
@@ -140,7 +121,7 @@ export function defineE2E(name: string, start: () => Promise<E2EStore>): void {
         const segs = await s.segments();
         mark = proxy.requests.length;
         s.insert.run('one-more');
-        await waitFor(async () => (await s.segments()) > segs, 10_000, 'the segment of one transaction');
+        await waitFor(async () => (await s.segments()) > segs, 10_000, 'the segment of one transaction', 50);
         await sleep(SYNC_MS / 2);
         oneSync = proxy.requests.slice(mark);
       } finally {
@@ -161,10 +142,10 @@ export function defineE2E(name: string, start: () => Promise<E2EStore>): void {
       const mark = proxy.requests.length;
       const proc = spawnLsinit(['replicate', '-config', s.cfg], { env: { ...process.env, ...store.env } });
       try {
-        await waitFor(s.hasSnapshot, 60_000, 'the first snapshot');
+        await waitFor(s.hasSnapshot, 60_000, 'the first snapshot', 50);
         s.insert.run('after-snapshot');
         const segs = await s.segments();
-        await waitFor(async () => (await s.segments()) > segs, 10_000, 'a segment after the snapshot');
+        await waitFor(async () => (await s.segments()) > segs, 10_000, 'a segment after the snapshot', 50);
       } finally {
         proc.kill('SIGTERM');
       }
@@ -182,7 +163,7 @@ export function defineE2E(name: string, start: () => Promise<E2EStore>): void {
       const proc = spawnLsinit(['replicate', '-config', s.cfg], { env: { ...process.env, ...store.env } });
       let count = 0;
       try {
-        await waitFor(s.hasSnapshot, 20_000, 'the first snapshot');
+        await waitFor(s.hasSnapshot, 20_000, 'the first snapshot', 50);
         for (let i = 0; i < 20; i++, count++) s.insert.run(`pre-${i}`);
         await sleep(3 * SYNC_MS);
         await proxy.stop();
@@ -234,14 +215,14 @@ export function defineE2E(name: string, start: () => Promise<E2EStore>): void {
         try {
           let mark = proxy.requests.length;
           await controller.start();
-          await waitFor(async () => putSince(mark, 'snapshots') && putSince(mark, 'wal'), 20_000, 'the first snapshot and segment');
+          await waitFor(async () => putSince(mark, 'snapshots') && putSince(mark, 'wal'), 20_000, 'the first snapshot and segment', 50);
           await sleep(SYNC_MS / 2);
           startOps = seen.splice(0);
           await sleep(2 * SYNC_MS);
           seen.splice(0);
           mark = proxy.requests.length;
           s.insert.run('one');
-          await waitFor(async () => putSince(mark, 'wal'), 10_000, 'the segment of one transaction');
+          await waitFor(async () => putSince(mark, 'wal'), 10_000, 'the segment of one transaction', 50);
           await sleep(SYNC_MS / 2);
           oneSync = seen.splice(0);
         } finally {

@@ -1,5 +1,5 @@
 /** End to end through the CLI with an s3 replica on moto (scenarios in s3-abs-e2e.ts). */
-import { makeCredentials } from '../../src/replica/clients/s3-config.js';
+
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
 import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto } from '../servers/moto.js';
 import { defineE2E } from './s3-abs-e2e.js';
@@ -16,10 +16,7 @@ defineE2E('s3 (moto)', async () => {
     // Credentials come from the environment, as in most deployments.
     env: { AWS_ACCESS_KEY_ID: MOTO_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: MOTO_SECRET_ACCESS_KEY },
     secret: MOTO_SECRET_ACCESS_KEY,
-    client: (prefix) => new S3ReplicaClient({
-      bucket: BUCKET, path: prefix, region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, skipVerify: false,
-      followRegionRedirects: false, credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica',
-    }),
+    client: (prefix) => new S3ReplicaClient(moto.settings(BUCKET, prefix)),
     classify: (r) => {
       if (r.method === 'GET' && r.query.get('list-type') === '2') return 'LIST';
       if (r.method === 'POST' && r.query.has('delete')) return 'DELETE';

@@ -5,7 +5,7 @@
  * restore cost, from sftp-server's own request log.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { lsinit, spawnLsinit } from '../helpers/cli.js';
 import { startSshd, type Sshd } from '../servers/sshd.js';
+import { rowsOf } from '../helpers/e2e.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SYNC_MS = 200;
 
@@ -45,27 +47,6 @@ function objects(remote: string, kind: 'snapshots' | 'wal'): string[] {
     const d = join(gens, g, kind);
     return existsSync(d) ? readdirSync(d).filter((n) => n.endsWith('.lz4')) : [];
   });
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-function rowsOf(path: string, work: string): { id: number; v: string }[] {
-  // Inspect a copy: opening a WAL-mode file would create -shm/-wal beside the restored output.
-  const copy = join(work, `inspect-${Date.now()}.db`);
-  copyFileSync(path, copy);
-  const db = new Database(copy, { readonly: true });
-  try {
-    assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
-    return db.prepare('SELECT id, v FROM rows ORDER BY id').all() as { id: number; v: string }[];
-  } finally {
-    db.close();
-  }
 }
 
 /** `open "/long/path/x.tmp" flags ...` → `open`, for a short summary of request kinds. */

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeCredentials, type S3Settings } from '../../src/replica/clients/s3-config.js';
+import type { S3Settings } from '../../src/replica/clients/s3-config.js';
 import { FileLeaseStore } from '../../src/replica/lease/file.js';
 import { LEASE_NAME, type LeaseStore } from '../../src/replica/lease/index.js';
 import { S3LeaseStore } from '../../src/replica/lease/s3.js';
@@ -92,10 +92,7 @@ describe('lease object and restore', () => {
       // startReplicate passes this process's environment on (this file runs in its own process).
       Object.assign(process.env, env);
       await replicate(cfg, db);
-      const settings: S3Settings = {
-        bucket: BUCKET, path: prefix, region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, skipVerify: false,
-        followRegionRedirects: false, credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica',
-      };
+      const settings: S3Settings = moto.settings(BUCKET, prefix);
       await leaseOn(new S3LeaseStore(settings));
       const out = join(w.dir, 'restored.db');
       const res = await lsinit(['restore', '-config', cfg, '-o', out, db], { env });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { after, before } from 'node:test';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { makeCredentials, type S3Settings } from '../../src/replica/clients/s3-config.js';
+import type { S3Settings } from '../../src/replica/clients/s3-config.js';
 import { LEASE_NAME } from '../../src/replica/lease/index.js';
 import { S3LeaseStore } from '../../src/replica/lease/s3.js';
 import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
@@ -23,17 +23,7 @@ after(async () => {
 });
 
 runLeaseSuite('s3 (moto)', async () => {
-  const settings: S3Settings = {
-    bucket: BUCKET,
-    path: `lease/${randomBytes(6).toString('hex')}`,
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    forcePathStyle: true,
-    skipVerify: false,
-    followRegionRedirects: false,
-    credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY),
-    credentialSource: 'replica',
-  };
+  const settings: S3Settings = moto.settings(BUCKET, `lease/${randomBytes(6).toString('hex')}`);
   return {
     open: () => new S3LeaseStore(settings),
     rawWrite: async (data) => {

@@ -17,9 +17,8 @@ import { snapshotPath, walSegmentPath } from '../../src/format/paths.js';
 import { AgeClient } from '../../src/replica/age.js';
 import type { Pos, ReplicaClient } from '../../src/replica/client.js';
 import { FileReplicaClient } from '../../src/replica/clients/file.js';
-import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3_PART_SIZE, S3ReplicaClient } from '../../src/replica/clients/s3.js';
-import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
+import { startMoto, type MotoServer } from '../servers/moto.js';
 
 const G = '0123456789abcdef';
 const AGE_HEADER = 'age-encryption.org/v1\n-> X25519 ';
@@ -198,10 +197,7 @@ describe('age client: s3 (moto)', () => {
   before(async () => {
     moto = await startMoto();
     await moto.createBucket('age');
-    client = new S3ReplicaClient({
-      bucket: 'age', path: 'enc', region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, skipVerify: false,
-      followRegionRedirects: false, credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica',
-    });
+    client = new S3ReplicaClient(moto.settings('age', 'enc'));
   });
   after(async () => {
     await client?.close();

@@ -11,12 +11,11 @@ import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { makeCredentials } from '../../src/replica/clients/s3-config.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
 import { ageBlock, ageKeyPair, fileAndS3Config } from '../helpers/age.js';
 import { lsinit, spawnLsinit } from '../helpers/cli.js';
 import { WRITER, createDB, dump, integrity, sleep, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
-import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
+import { startMoto, type MotoServer } from '../servers/moto.js';
 
 const AGE_HEADER = 'age-encryption.org/v1\n';
 
@@ -86,10 +85,7 @@ describe('age-encrypted replication (file and s3)', () => {
     const files = ['snapshots', 'wal'].flatMap((sub) => readdirSync(join(gdir, sub)).map((f) => join(gdir, sub, f)));
     assert.ok(files.filter((f) => f.endsWith('.wal.lz4')).length >= 3, files.join('\n'));
     for (const f of files) assert.equal(readFileSync(f).subarray(0, AGE_HEADER.length).toString('latin1'), AGE_HEADER, f);
-    const s3 = new S3ReplicaClient({
-      bucket: 'enc', path: 'app', region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, skipVerify: false,
-      followRegionRedirects: false, credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica',
-    });
+    const s3 = new S3ReplicaClient(moto.settings('enc', 'app'));
     try {
       const segs = await s3.walSegments(gens[0]!);
       assert.ok(segs.length >= 3);

@@ -9,6 +9,7 @@ import { connect, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'node:https';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { makeCredentials, type S3Settings } from '../../src/replica/clients/s3-config.js';
 
 export const MOTO_ACCESS_KEY_ID = 'AKIAMOTOTESTKEY00001';
 /** Test secret: tests assert it never shows up in messages or display strings. */
@@ -22,6 +23,8 @@ export interface MotoServer {
   restart(): Promise<void>;
   /** Create a bucket through the SDK (path style, any credentials). */
   createBucket(bucket: string): Promise<void>;
+  /** Client settings for `bucket`/`path` on this server (path style, the test keys), plus overrides. */
+  settings(bucket: string, path: string, over?: Partial<S3Settings>): S3Settings;
 }
 
 export async function freePort(): Promise<number> {
@@ -92,6 +95,12 @@ export async function startMoto(opts: { port?: number; env?: Record<string, stri
     async restart() {
       await stop();
       await start();
+    },
+    settings(bucket: string, path: string, over: Partial<S3Settings> = {}): S3Settings {
+      return {
+        bucket, path, region: 'us-east-1', endpoint, forcePathStyle: true, skipVerify: false, followRegionRedirects: false,
+        credentials: makeCredentials(MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY), credentialSource: 'replica', ...over,
+      };
     },
     async createBucket(bucket: string) {
       const s3 = new S3Client({
