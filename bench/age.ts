@@ -1,7 +1,7 @@
 /**
  * The cost of age encryption (`age:`), each figure against the same work unencrypted in the same
  * run, conditions alternated round by round; with the reference Litestream 0.3.13 beside lsinit
- * when $LITESTREAM_BIN or ../shared/bin has it (the run says when it has not).
+ * when $LITESTREAM_BIN names it (the run says when it has not).
  *   snapshot  `replicate -config` on an existing database until its first snapshot is on the file
  *             replica (process start included, as a user waits for it), plain vs age
  *   ship      then one transaction of a quarter of the database's size: from its commit to the
@@ -153,7 +153,7 @@ async function inProcessSnapshot(db: string, age: boolean): Promise<{ ms: number
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const head = [
   `age encryption cost — ${new Date().toISOString()}, node ${process.version}${quick ? ' (quick)' : ''}, database ${DB_MB} MB, ${ROUNDS} round(s), medians`,
-  ls ? `Litestream: ${ls}` : 'Litestream: NOT FOUND (set LITESTREAM_BIN or put litestream-0.3.13 in ../shared/bin): its rows are skipped',
+  ls ? `Litestream: ${ls}` : 'Litestream: NOT FOUND (set LITESTREAM_BIN=/path/to/litestream-0.3.13): its rows are skipped',
   `load average at start: ${load()}`,
 ];
 process.stderr.write(`${head.join('\n')}\n`);
