@@ -15,7 +15,8 @@ import { createClient } from '../../src/replica/create.js';
 import { Replica } from '../../src/replica/replica.js';
 import { Validator } from '../../src/replicate/validate.js';
 import { DB } from '../../src/sqlite/db.js';
-import { createDB, workdir } from '../helpers/replicate.js';
+import { lsinit as lsinitCLI } from '../helpers/cli.js';
+import { WRITER, createDB, fileConfig, workdir } from '../helpers/replicate.js';
 import { rig as metricsRig } from '../metrics/helpers.js';
 import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
 
@@ -206,5 +207,21 @@ describe('validation-interval in the controller', () => {
     } finally {
       await m.stop();
     }
+  });
+});
+
+describe('validation-interval in init mode (replication in the worker thread)', () => {
+  const w = workdir('validate-init');
+  after(w.cleanup);
+
+  it('validates while the app writes, logs status=ok and leaves no temp file in the meta dir', { timeout: 120_000 }, async () => {
+    const { cfg, db } = fileConfig(w.dir, { sync: '200ms', replicaExtra: '        validation-interval: 700ms\n' });
+    createDB(db);
+    const r = await lsinitCLI(['-config', cfg, '--', process.execPath, WRITER, db, '--tx', '60', '--delay', '50']);
+    const out = `${r.stdout}\n${r.stderr}`;
+    assert.equal(r.exitCode, 0, out);
+    assert.ok(out.split('\n').some((l) => /msg=validator .*status=ok/.test(l)), out);
+    assert.doesNotMatch(out, /validation mismatch|validation error/);
+    assert.deepEqual(readdirSync(join(w.dir, '.app.db-litestream')).filter((n) => n.includes('validate')), []);
   });
 });
