@@ -3,6 +3,7 @@ import { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { restore } from '../restore/index.js';
 import { parseTXIDFlag } from '../format/ltx.js';
+import { fixMmapThreshold } from '../util/memory.js';
 import { parseRFC3339 } from '../util/time.js';
 import { bool, oneArg, parseFlags, str, usage, type FlagSpec } from '../util/flags.js';
 import { startProgress } from './progress.js';
@@ -33,6 +34,7 @@ export async function restoreCommand(argv: string[], log: Logger): Promise<numbe
     return 0;
   }
   const arg = oneArg(p.args, 'restore', 'DB_PATH|REPLICA_URL');
+  fixMmapThreshold(); // a restore's 4 MiB buffers must not stay resident once freed (util/memory.ts)
   const f = p.flags;
   const indexStr = str(f, 'index');
   let index: number | undefined;

@@ -15,6 +15,7 @@ import { hex8, walSegmentName } from '../format/paths.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import type { ReplicaClient } from '../replica/client.js';
 import { withRetry } from '../replica/retry.js';
+import { gcPacer } from '../util/memory.js';
 import { WALApplier, dbPageSize } from './apply.js';
 import { Prefetcher, openSegment, type IndexItem } from './fetch.js';
 import type { RestorePlan } from './target.js';
@@ -80,6 +81,8 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
     report();
   };
   const gen = plan.generation;
+  // Every decompressed block is a new buffer: collect them every few MiB (see util/memory.ts).
+  const decoded = gcPacer(GC_EVERY);
   const fh = await fsp.open(tmp, 'w+');
   let early: Promise<void> | undefined;
   try {
@@ -91,6 +94,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName)) {
         writeAll(fh.fd, chunk, pos);
         pos += chunk.length;
+        decoded(chunk.length);
       }
     });
     // Start writing the snapshot back while the WAL is applied: the one fsync that matters, at
@@ -109,7 +113,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       ahead.ahead(k);
       const item = plan.indexes[k]!;
       const applier = new WALApplier(fh.fd, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`);
-      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
+      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, decoded, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
       frames += applier.finish().frames;
       progress.applied++;
       report();
@@ -137,6 +141,8 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
 
 /** Compressed bytes fetched ahead are bounded by this (indexes larger are streamed in their turn). */
 const PREFETCH_BUDGET = 8 << 20;
+/** Decompressed bytes between two garbage collections during a restore. */
+const GC_EVERY = 16 << 20;
 
 /**
  * Decompress one index's segments, in offset order, straight into the applier; verify they are
@@ -145,7 +151,7 @@ const PREFETCH_BUDGET = 8 << 20;
  * index, RestorePlan.endOffset) only the bytes before it are applied; the rest of its segment is
  * still read, so its checksums are still verified.
  */
-async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void, limit?: number): Promise<void> {
+async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void, decoded: (n: number) => void, limit?: number): Promise<void> {
   let written = 0;
   for (const [j, seg] of item.segments.entries()) {
     const name = `generations/${gen}/wal/${walSegmentName(seg.index, seg.offset)}`;
@@ -154,13 +160,13 @@ async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, a
     }
     const buf = fetched?.[j];
     if (buf) {
-      written += await feed(decodeFrames(once(buf), name), applier, name, (limit ?? Infinity) - seg.offset);
+      written += await feed(decodeFrames(once(buf), name), applier, name, decoded, (limit ?? Infinity) - seg.offset);
       continue;
     }
     const mark = applier.mark();
     written += await withRetry(async () => {
       try {
-        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name), applier, name, (limit ?? Infinity) - seg.offset);
+        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name), applier, name, decoded, (limit ?? Infinity) - seg.offset);
       } catch (err) {
         applier.rewind(mark);
         throw err;
@@ -173,7 +179,7 @@ async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, a
 }
 
 /** Push a segment's decompressed bytes into the applier; its refusals name the segment. */
-async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: string, cap = Infinity): Promise<number> {
+async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: string, decoded: (n: number) => void, cap = Infinity): Promise<number> {
   let n = 0;
   for await (const c of src) {
     try {
@@ -184,6 +190,7 @@ async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: strin
       throw err;
     }
     n += c.length;
+    decoded(c.length);
   }
   return n;
 }

@@ -1,0 +1,47 @@
+/**
+ * Keeping a large restore's RSS near what it holds live. Decompressing produces a new 4 MiB
+ * buffer per LZ4 block (the codec allocates its output), and two facts let such garbage pile up:
+ *  - V8 collects only when external memory has grown by ~64 MiB since the last collection (its
+ *    soft limit), whatever the rate, so tens of dead 4 MiB buffers wait for a GC;
+ *  - glibc raises its mmap threshold to the largest block freed (up to 32 MiB), after which 4 MiB
+ *    buffers come from the heap arena, and memory freed there stays resident.
+ * So: fix glibc's threshold at its default 128 KiB (large buffers are mapped and unmapped, as
+ * MALLOC_MMAP_THRESHOLD_ would do at exec), and collect after every few tens of MiB decoded.
+ */
+import { createRequire } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+const M_MMAP_THRESHOLD = -3;
+
+/** glibc only (musl has no mallopt and never grows its threshold); false when not applied. */
+export function fixMmapThreshold(bytes = 128 << 10): boolean {
+  try {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const mallopt = koffi.load('libc.so.6').func('int mallopt(int, int)') as (p: number, v: number) => number;
+    return mallopt(M_MMAP_THRESHOLD, bytes) === 1;
+  } catch {
+    return false;
+  }
+}
+
+let gc: (() => void) | undefined;
+
+/** A counter that runs a full garbage collection after every `every` bytes it is told about. */
+export function gcPacer(every: number): (bytes: number) => void {
+  if (!gc) {
+    // The documented way to reach V8's gc() without --expose-gc on the command line (the bin
+    // shim has none): set the flag, then a fresh context gets the function.
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  const collect = gc;
+  let since = 0;
+  return (bytes) => {
+    since += bytes;
+    if (since >= every) {
+      since = 0;
+      collect();
+    }
+  };
+}
