@@ -22,8 +22,8 @@
  *     EXCLUSIVE is covered by that lock for every other process. That descriptor is opened once
  *     and closed only after the connection: closing ANY descriptor of a file drops all of the
  *     process's POSIX locks on it (the trap SQLite's unix VFS works around; see sqlite/db.ts).
- *  4. Deleting the journal is the commit point (as in SQLite's DELETE journal mode); then the
- *     directory is fsynced and `COMMIT` releases the lock.
+ *  4. Deleting the journal is the commit point (as in SQLite's DELETE journal mode); `COMMIT`
+ *     releases the lock.
  *
  * Crash anywhere (kill -9): before step 3 the database is untouched; from step 3 until the
  * journal is gone, the journal is "hot" (it exists, is non-empty and no process holds RESERVED,
@@ -202,8 +202,10 @@ export class LiveFile {
     if (src.pages < origPages) ftruncateSync(this.fd, src.pages * ps);
     fsyncSync(this.fd);
     this.hooks.step?.('pages-synced');
+    // The commit point. Like SQLite's DELETE mode at synchronous=FULL, the directory is not
+    // fsynced after the unlink: a power loss may bring the journal back, and then SQLite rolls
+    // this transaction back — an older committed state, which the state file's `next` resolves.
     unlinkSync(jpath);
-    fsyncDir(dirname(this.path));
     this.hooks.step?.('journal-deleted');
     return next;
   }

@@ -14,8 +14,8 @@
  * or a page-size change stop the follower with an LsinitError naming it (nothing is applied
  * from a batch until every frame in it verified).
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { LsinitError, errorMessage } from '../errors.js';
 import { formatPos, type ReplicaClient } from '../replica/client.js';
 import { nullLogger, type Logger } from '../log/logger.js';
@@ -83,6 +83,7 @@ export class Follower {
   /** Restore (or resume) the copy. After this the file at `path` is a committed state. */
   async open(): Promise<'restored' | 'resumed'> {
     const { path } = this.opts;
+    removeLeftovers(path);
     if (existsSync(path)) {
       this.resume();
       return 'resumed';
@@ -226,7 +227,7 @@ export class Follower {
     try {
       result = this.live!.apply(src, this.file, (next) => {
         const state: FollowState = { version: 1, replica: this.opts.replica, cursor: this.cursor, file: this.file, next: { cursor: p.cursor, file: next } };
-        writeState(this.opts.path, state);
+        writeState(this.opts.path, state, false); // made durable by the journal's directory fsync
       });
     } finally {
       if (src instanceof ImagePages) src.close();
@@ -236,7 +237,9 @@ export class Follower {
       this.log.debug('readers held the database; retrying at the next poll');
       return 0;
     }
-    writeState(this.opts.path, { version: 1, replica: this.opts.replica, cursor: p.cursor, file: result });
+    // No directory fsync (nor one after the journal's unlink): a power loss may leave either state
+    // file and either side of the commit, and each state file names both sides.
+    writeState(this.opts.path, { version: 1, replica: this.opts.replica, cursor: p.cursor, file: result, previous: { cursor: this.cursor, file: this.file } }, false);
     this.pending = undefined;
     if (isImage) {
       await p.remove();
@@ -262,6 +265,18 @@ export class Follower {
     for (const s of ['', '-journal']) rmSync(`${path}${s}`, { force: true });
     removeState(path);
   }
+}
+
+/** Temp images and spools a killed follower left beside the copy (names from image.ts tempBeside). */
+function removeLeftovers(path: string): void {
+  const prefix = `.${basename(path)}.lsinit-`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(path));
+  } catch {
+    return;
+  }
+  for (const n of names) if (n.startsWith(prefix) && /^(follow|spool)-/.test(n.slice(prefix.length))) rmSync(join(dirname(path), n), { force: true });
 }
 
 export interface RunOptions {

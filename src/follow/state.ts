@@ -31,6 +31,8 @@ export interface FollowState {
   cursor: Cursor;
   file: FileIdentity;
   next?: { cursor: Cursor; file: FileIdentity };
+  /** After a transaction: the state before it, in case a power loss brings its journal back. */
+  previous?: { cursor: Cursor; file: FileIdentity };
 }
 
 export function statePath(db: string): string {
@@ -59,7 +61,12 @@ export function readState(db: string): FollowState | undefined {
   return s;
 }
 
-export function writeState(db: string, s: FollowState): void {
+/**
+ * `syncDir` false leaves the rename's durability to the next fsync of the directory: the state
+ * with `next` is written just before the transaction's journal is created in the same directory,
+ * and that journal's directory fsync makes both durable, in order.
+ */
+export function writeState(db: string, s: FollowState, syncDir = true): void {
   const p = statePath(db);
   const tmp = `${p}.tmp`;
   const fd = openSync(tmp, 'w');
@@ -72,7 +79,7 @@ export function writeState(db: string, s: FollowState): void {
     closeSync(fd);
   }
   renameSync(tmp, p);
-  fsyncDir(dirname(p));
+  if (syncDir) fsyncDir(dirname(p));
 }
 
 export function removeState(db: string): void {
@@ -84,5 +91,6 @@ export function resolveState(s: FollowState, id: FileIdentity): { cursor: Cursor
   const same = (a: FileIdentity) => a.counter === id.counter && a.digest === id.digest;
   if (same(s.file)) return { cursor: s.cursor, file: s.file };
   if (s.next && same(s.next.file)) return s.next;
+  if (s.previous && same(s.previous.file)) return s.previous;
   return undefined;
 }
