@@ -1,18 +1,21 @@
 /**
  * Litestream 0.5 (LTX) replicas on object stores: the `compaction` vector replica uploaded file by
- * file to moto (S3) and to the GCS test server restores through the CLI to Litestream's bytes,
+ * file to moto (S3), the GCS test server and azurite (through a config file) restores through the CLI to Litestream's bytes,
  * latest and at a TXID; each object is read at most once.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ReplicaClient } from '../../src/replica/client.js';
+import { makeABSSettings } from '../../src/replica/clients/abs-config.js';
+import { ABSReplicaClient } from '../../src/replica/clients/abs.js';
 import { GcsReplicaClient } from '../../src/replica/clients/gcs.js';
 import { S3ReplicaClient } from '../../src/replica/clients/s3.js';
 import { lsinit } from '../helpers/cli.js';
 import { LTX_VECTORS, loadLTXCases, sha256 } from '../helpers/ltx.js';
+import { startAzurite, type AzuriteServer } from '../servers/azurite.js';
 import { startGcs, type RunningGcs } from '../servers/gcs.js';
 import { MOTO_ACCESS_KEY_ID, MOTO_SECRET_ACCESS_KEY, startMoto, type MotoServer } from '../servers/moto.js';
 
@@ -35,10 +38,13 @@ async function upload(c: ReplicaClient): Promise<number> {
   return n;
 }
 
-async function restoreCases(work: string, url: string, env: NodeJS.ProcessEnv) {
+/** `source` is a replica URL, or `-config FILE DB_PATH` to restore through a config. */
+async function restoreCases(work: string, source: string | string[], env: NodeJS.ProcessEnv): Promise<string> {
+  let output = '';
   for (const c of [latest, atTXID, refused]) {
     const out = join(mkdtempSync(join(work, 'case-')), 'restored.db');
-    const r = await lsinit(['restore', ...c.args, '-o', out, url], { env });
+    const r = await lsinit(['restore', ...c.args, '-o', out, ...(typeof source === 'string' ? [source] : source)], { env });
+    output += r.stdout + r.stderr;
     if (c.refused) {
       assert.notEqual(r.exitCode, 0);
       assert.match(r.stderr, /no matching backup files available/);
@@ -47,6 +53,7 @@ async function restoreCases(work: string, url: string, env: NodeJS.ProcessEnv) {
     assert.equal(r.exitCode, 0, r.stderr);
     assert.equal(sha256(readFileSync(out)), c.sha256, `restore ${c.args.join(' ')}`);
   }
+  return output;
 }
 
 describe('LTX restore from s3 (moto)', () => {
@@ -94,5 +101,30 @@ describe('LTX restore from gcs', () => {
     const gets = reqs.filter((q) => q.query['alt'] === 'media');
     assert.ok(gets.length > 0 && gets.length <= 2 * objects);
     assert.equal(reqs.filter((q) => q.method !== 'GET').length, 0, 'a restore wrote to the replica');
+  });
+});
+
+describe('LTX restore from abs (azurite), through a config file', () => {
+  let azurite: AzuriteServer;
+  let work: string;
+  before(async () => {
+    azurite = await startAzurite();
+    await azurite.createContainer('ltx');
+    work = mkdtempSync(join(tmpdir(), 'lsinit-ltx-abs-'));
+    const c = new ABSReplicaClient(makeABSSettings({ accountName: azurite.accountName, container: 'ltx', path: PREFIX, endpoint: azurite.endpoint }, azurite.accountKey));
+    await upload(c);
+    await c.close();
+  });
+  after(async () => {
+    await azurite?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('restores latest, -txid and refuses a TXID beyond the replica; the key never shows', { timeout: 120_000 }, async () => {
+    const cfg = join(work, 'lsinit.yml');
+    const db = join(work, 'app.db');
+    writeFileSync(cfg, `dbs:\n  - path: ${db}\n    replicas:\n      - url: abs://${azurite.accountName}@ltx/${PREFIX}\n        endpoint: ${azurite.endpoint}\n`);
+    const output = await restoreCases(work, ['-config', cfg, db], { ...process.env, LITESTREAM_AZURE_ACCOUNT_KEY: azurite.accountKey });
+    assert.ok(!output.includes(azurite.accountKey));
   });
 });
