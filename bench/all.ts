@@ -12,6 +12,8 @@
  *   requests.ts     storage requests per hour at 10 tx/s and idle, per backend, client and server counts
  *   throughput-floor.ts  where a saturating writer's lost throughput goes (read lock, checkpoints,
  *                   the shadow copy, inotify, lsinit's CPU), with a CPU profile of lsinit
+ *   follow-lag.ts   read replicas: commit on the primary → visible on a follower's copy, p50/p99,
+ *                   file and S3 (moto), at 1s and 100ms intervals
  *   age.ts          the cost of age encryption: snapshot, restore, per-segment write/read, event-loop
  *                   stall, plain vs age, lsinit and Litestream
  *   ltx.ts          restore of a Litestream 0.5 (LTX) replica vs cp + fsync, and one validation round
@@ -34,6 +36,7 @@ const runs: { name: string; file: string; args: string[] }[] = [
   { name: 'requests', file: 'requests.ts', args: quick ? ['--seconds', '20'] : ['--seconds', '120'] },
   { name: 'throughput floor', file: 'throughput-floor.ts', args: quick ? ['--rounds', '1', '--no-profile'] : ['--rounds', '3'] },
   { name: 'age encryption', file: 'age.ts', args: quick ? ['--quick'] : [] },
+  { name: 'follower lag', file: 'follow-lag.ts', args: quick ? ['--seconds', '5'] : ['--seconds', '30'] },
   { name: 'Litestream 0.5 (LTX) restore and validation', file: 'ltx.ts', args: quick ? ['--db-mb', '50', '--l0', '20'] : ['--db-mb', '500'] },
 ];
 
