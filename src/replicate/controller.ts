@@ -90,15 +90,6 @@ export class Controller implements ControllerLike {
           },
         }));
       }
-      // A replica that lost its lease is never written again: it must not hold shadow WAL back.
-      db.minReplicaIndex = (gen) => {
-        const live = replicas.filter((r) => !this.lost(e, r));
-        // Every replica lost (or none, which config refuses): keep all shadow WAL (nothing ships
-        // it, but nothing is lost either). Math.min() of nothing is Infinity, which would delete
-        // the current shadow WAL and start a new generation on every tick.
-        if (live.length === 0) return 0;
-        return Math.min(...live.map((r) => (r.pos?.generation === gen ? r.pos.index : 0)));
-      };
       return e;
     });
   }
@@ -321,9 +312,23 @@ export class Controller implements ControllerLike {
     }
   }
 
+  /**
+   * The lowest shadow WAL index every replica still needs, for the database's cleanup. A replica
+   * that lost its lease is never written again: it must not hold shadow WAL back.
+   */
+  private shipped(e: Entry): { generation: string; index: number } | undefined {
+    const gen = e.db.generation;
+    const live = e.replicas.filter((r) => !this.lost(e, r));
+    // Every replica lost (or none, which config refuses): keep all shadow WAL (nothing ships it,
+    // but nothing is lost either). Math.min() of nothing is Infinity, which would delete the
+    // current shadow WAL and start a new generation on every tick.
+    if (!gen || live.length === 0) return undefined;
+    return { generation: gen, index: Math.min(...live.map((r) => (r.pos?.generation === gen ? r.pos.index : 0))) };
+  }
+
   private syncDB(e: Entry): boolean {
     try {
-      const changed = e.db.sync();
+      const changed = e.db.sync(this.shipped(e));
       e.syncFailingSince = undefined;
       return changed;
     } catch (err) {

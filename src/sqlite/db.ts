@@ -57,8 +57,6 @@ export class DB {
   private shadow: ShadowState | undefined;
   private snapshotting = 0;
   private readonly listeners = new Set<() => void>();
-  /** Lowest WAL index any replica still needs (set by the controller), for shadow cleanup. */
-  minReplicaIndex: (generation: string) => number = () => 0;
   readonly stats: DBStats = { syncs: 0, syncErrors: 0, syncSeconds: 0, checkpoints: {}, totalWALBytes: 0 };
   private now: () => number;
 
@@ -197,12 +195,16 @@ export class DB {
     return fileSize(this.shadowPath(gen, index));
   }
 
-  /** One tick (DB.Sync): copy new committed frames to the shadow, start generations, checkpoint. */
-  sync(): boolean {
+  /**
+   * One tick (DB.Sync): copy new committed frames to the shadow, start generations, checkpoint.
+   * `shipped`: the lowest position every live replica holds (the controller's knowledge); shadow
+   * WAL indexes below it are removed when it is in the current generation. Without it none are.
+   */
+  sync(shipped?: { generation: string; index: number }): boolean {
     const t0 = performance.now();
     try {
       if (!this.init()) return false;
-      const changed = this.syncInner();
+      const changed = this.syncInner(shipped);
       this.stats.syncs++;
       if (changed) for (const l of this.listeners) l();
       return changed;
@@ -260,7 +262,7 @@ export class DB {
     }
   }
 
-  private syncInner(): boolean {
+  private syncInner(shipped: { generation: string; index: number } | undefined): boolean {
     this.ensureWALExists();
     const v = this.verify();
     let changed = false;
@@ -279,7 +281,7 @@ export class DB {
       }
     }
     if (this.maybeCheckpoint()) changed = true;
-    this.clean();
+    this.clean(shipped);
     return changed;
   }
 
@@ -431,12 +433,13 @@ export class DB {
 
 
   /** Remove other generations' shadow dirs and shadow files no replica needs any more. */
-  private clean(): void {
+  private clean(shipped: { generation: string; index: number } | undefined): void {
     const gensDir = join(this.metaPath, 'generations');
     if (existsSync(gensDir)) {
       for (const g of readdirSync(gensDir)) if (g !== this.generation) rmSync(join(gensDir, g), { recursive: true, force: true });
     }
-    const min = this.minReplicaIndex(this.generation!);
+    // A position in another generation (this sync may just have started a new one) says nothing.
+    const min = shipped !== undefined && shipped.generation === this.generation ? shipped.index : 0;
     if (min <= 1) return;
     const dir = this.generationDir(this.generation!);
     for (const n of readdirSync(dir)) {

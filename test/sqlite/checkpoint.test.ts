@@ -4,6 +4,7 @@
  * the sync for the whole busy timeout), and walAdvanced tells a synced WAL from one with new commits.
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -102,4 +103,34 @@ test('walAdvanced: false once synced, true after a commit, false again after the
   assert.equal(db.walAdvanced(), true);
   db.sync();
   assert.equal(db.walAdvanced(), false);
+});
+
+test('sync(shipped) removes the shadow WAL indexes below the one before the shipped index, only in the current generation', (t) => {
+  const w = workdir('shadow-clean');
+  t.after(w.cleanup);
+  const { path, db } = open(w.dir, 1);
+  const app = new Database(path, { timeout: 5000 });
+  t.after(() => {
+    app.close();
+    db.closeConnections();
+  });
+  app.pragma('wal_autocheckpoint = 0');
+  db.sync();
+  const ins = app.prepare('INSERT INTO log (conn, payload) VALUES (1, ?)');
+  // Each commit then sync checkpoints (min-checkpoint-page-count 1) and starts the next index.
+  for (let i = 0; i < 4; i++) {
+    ins.run(`row ${i}`);
+    db.sync();
+  }
+  const gen = db.generation!;
+  const dir = join(w.dir, '.app.db-litestream', 'generations', gen, 'wal');
+  const files = () => readdirSync(dir).sort();
+  assert.ok(db.index >= 4, `index ${db.index}`);
+  const all = files();
+  // (A sync may start one more index: compare what existed before.)
+  db.sync({ generation: 'ffffffffffffffff', index: db.index });
+  assert.deepEqual(files().slice(0, all.length), all, 'a position in another generation removes nothing');
+  db.sync({ generation: gen, index: 3 });
+  assert.deepEqual(files().slice(0, all.length - 2), all.filter((f) => Number.parseInt(f.slice(0, 8), 16) >= 2));
+  assert.equal(files()[0], '00000002.wal');
 });
