@@ -77,6 +77,9 @@ export async function restore(args: RestoreArgs): Promise<RestoreOutcome> {
     const when = args.timestamp !== undefined ? ` for that timestamp${await availableTimes(args.replicas, args.generation)}` : '';
     throw new LsinitError('LSINIT_ERR_NO_BACKUPS', `no matching backups found${what}${when} (replicas: ${args.replicas.map((r) => r.name).join(', ')})`);
   }
+  for (const sk of target.plan.skipped ?? []) {
+    log.warn('passing over a newer generation that cannot be restored; restoring an older one', { replica: target.replica.name, skipped: sk.generation, reason: sk.reason, generation: target.plan.generation });
+  }
   const result = await executeRestore(target.replica.client, target.plan, executeOptions(args, log.child({ replica: target.replica.name })));
   return { status: 'restored', replica: target.replica.name, generation: target.plan.generation, result };
 }

@@ -31,6 +31,8 @@ export interface RestorePlan {
   updatedAt: TimeNs;
   /** The last index is applied up to this byte offset only (RestoreRequest.offset). */
   endOffset?: number;
+  /** Newer generations passed over because they cannot be restored (no snapshot for the restore point). */
+  skipped?: { generation: string; reason: string }[];
 }
 
 /** Min/max object time over a generation's snapshots and segments (Replica.GenerationTimeBounds). */
@@ -100,31 +102,49 @@ export interface ReplicaCandidate {
   client: ReplicaClient;
 }
 
-/** Best generation of one replica for the request, or undefined when none matches. */
+/**
+ * Best generation of one replica for the request, or undefined when none matches: the newest
+ * (by its newest object) that can be restored. A newer generation with WAL segments but no
+ * snapshot for the restore point (its first snapshot never made it, or retention removed it) is
+ * passed over for the next newest and named in `skipped`, unless `-generation` asked for it:
+ * Litestream 0.3 fails there, and in init mode the app would then never start although an older
+ * complete generation exists.
+ */
 export async function planForReplica(client: ReplicaClient, req: RestoreRequest): Promise<RestorePlan | undefined> {
   const generations = await client.generations();
   if (req.generation !== undefined && !generations.includes(req.generation)) return undefined;
-  let best: { bounds: GenerationBounds; snapshots: SnapshotInfo[]; segments: WALSegmentInfo[] } | undefined;
+  const candidates: { bounds: GenerationBounds; snapshots: SnapshotInfo[]; segments: WALSegmentInfo[] }[] = [];
   for (const gen of generations) {
     if (req.generation !== undefined && gen !== req.generation) continue;
     const [snapshots, segments] = await Promise.all([client.snapshots(gen), client.walSegments(gen)]);
     const bounds = generationBounds(gen, snapshots, segments);
     if (!bounds) continue;
     if (req.timestamp !== undefined && (req.timestamp < bounds.createdAt || req.timestamp > bounds.updatedAt)) continue;
-    if (!best || bounds.updatedAt > best.bounds.updatedAt) best = { bounds, snapshots, segments };
+    candidates.push({ bounds, snapshots, segments });
   }
-  if (!best) return undefined;
-  const snapshot = pickSnapshot(best.snapshots, req);
-  if (!snapshot) {
-    throw new LsinitError('LSINIT_ERR_NO_BACKUPS', `no snapshot available in generation ${best.bounds.generation} for this restore point`, { fields: { generation: best.bounds.generation } });
+  // Newest first; equal times keep generation-name order (what the single pass used to pick).
+  candidates.sort((a, b) => (a.bounds.updatedAt === b.bounds.updatedAt ? 0 : a.bounds.updatedAt > b.bounds.updatedAt ? -1 : 1));
+  const skipped: { generation: string; reason: string }[] = [];
+  for (const c of candidates) {
+    const snapshot = pickSnapshot(c.snapshots, req);
+    if (!snapshot) {
+      skipped.push({ generation: c.bounds.generation, reason: c.snapshots.length === 0 ? 'it has WAL segments but no snapshot' : 'no snapshot at or before this restore point' });
+      if (req.generation !== undefined) break;
+      continue;
+    }
+    return {
+      generation: c.bounds.generation,
+      snapshot,
+      indexes: planSegments(c.bounds.generation, snapshot.index, c.segments, req),
+      updatedAt: c.bounds.updatedAt,
+      ...(req.index !== undefined && req.offset !== undefined ? { endOffset: req.offset } : {}),
+      ...(skipped.length ? { skipped } : {}),
+    };
   }
-  return {
-    generation: best.bounds.generation,
-    snapshot,
-    indexes: planSegments(best.bounds.generation, snapshot.index, best.segments, req),
-    updatedAt: best.bounds.updatedAt,
-    ...(req.index !== undefined && req.offset !== undefined ? { endOffset: req.offset } : {}),
-  };
+  if (skipped.length === 0) return undefined;
+  const newest = skipped[0]!.generation;
+  const rest = skipped.length > 1 ? `, nor in the ${skipped.length - 1} older generation(s) that match` : '';
+  throw new LsinitError('LSINIT_ERR_NO_BACKUPS', `no snapshot available in generation ${newest} for this restore point${rest}`, { fields: { generation: newest } });
 }
 
 /** Across replicas: the one whose best generation is the most recent (DB.CalcRestoreTarget). */
