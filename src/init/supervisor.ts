@@ -99,6 +99,9 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
   let fast = false;
   let onFast: () => void = () => {};
   const fastAbort = new Promise<'fast'>((r) => (onFast = () => r('fast')));
+  // A stop before the app started must not wait for a restore or a lease on a store that hangs.
+  let onStop: () => void = () => {};
+  const stopRequested = new Promise<'stop'>((r) => (onStop = () => r('stop')));
   let appKillTimer: NodeJS.Timeout | undefined;
   // Resolves if the app outlives its SIGKILL (uninterruptible sleep on a dead NFS mount, say): the
   // final sync must not wait on it.
@@ -137,6 +140,7 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
     }
     if (isStop && stopAt === undefined) {
       stopAt = now();
+      onStop();
       stopSignal = sig;
       const appLeft = budget.appMs;
       log.info('stop signal received, shutting down', { signal: sig, app_budget: fmtMs(appLeft), total_budget: fmtMs(budget.totalMs) });
@@ -227,9 +231,9 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
       ['start replication', () => controller.start()],
     ] as const;
     for (const [step, run] of steps) {
-      let outcome: 'ok' | 'fast';
+      let outcome: 'ok' | 'fast' | 'stop';
       try {
-        outcome = await Promise.race([run().then(() => 'ok' as const), fastAbort]);
+        outcome = await Promise.race([run().then(() => 'ok' as const), fastAbort, stopRequested]);
       } catch (err) {
         log.error(`${step} failed; not starting the app`, { error: errorMessage(err), code: (err as { code?: unknown }).code });
         if (step === 'start replication') await closeController(true, now() + budget.syncReserveMs);
@@ -237,8 +241,9 @@ export async function supervise(opts: SuperviseOptions): Promise<number> {
       }
       if (outcome === 'fast') return stopCode();
       if (stopAt !== undefined) {
-        log.info('stop requested before the app started; not starting it', { signal: stopSignal, after: step });
-        if (step === 'start replication') await closeController(false, stopAt + budget.totalMs);
+        log.info('stop requested before the app started; not starting it', { signal: stopSignal, ...(outcome === 'stop' ? { during: step } : { after: step }) });
+        // Interrupted (a store that does not answer, say), the step is left running: the process exits.
+        if (step === 'start replication' || outcome === 'stop') await closeController(false, stopAt + budget.totalMs);
         return stopCode();
       }
     }

@@ -14,6 +14,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, DBConfig } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -29,6 +30,8 @@ import { describeConfig, type ControllerLike, type SyncFailure } from './types.j
 import { Validator } from './validate.js';
 
 const ERROR_LOG_EVERY_MS = 30_000;
+/** Longest wait for the first sync of the replicas at start (then they go on in the background). */
+const START_SYNC_WAIT_MS = 5000;
 /** WAL-index poll period: bounds the lag of a commit after a quiet spell. */
 export const POLL_MS = 50;
 
@@ -227,7 +230,9 @@ export class Controller implements ControllerLike {
     // to any replica, and a refused lease stops the start before the first upload.
     await this.acquireLeases(this.entries);
     for (const e of this.entries) {
-      await Promise.all(e.replicas.map((r) => this.syncReplica(e, r)));
+      // The first sync to each replica, but the app does not wait long for it: a store that
+      // hangs must not keep the app down (the shadow WAL holds everything; later ticks ship it).
+      await Promise.race([Promise.all(e.replicas.map((r) => this.syncReplica(e, r))), sleep(START_SYNC_WAIT_MS, undefined, { ref: false })]);
       e.timers.push(setInterval(() => this.poll(e), Math.max(10, Math.min(POLL_MS, e.cfg.monitorIntervalMs))));
       for (const r of e.replicas) {
         if (r.cfg.retentionMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
