@@ -20,6 +20,7 @@ import type { DB } from '../sqlite/db.js';
 import { formatPos, type Pos, type ReplicaClient, type SnapshotInfo } from './client.js';
 import { processClock } from '../util/clock.js';
 import { withRetry } from './retry.js';
+import { gcPacer } from '../util/memory.js';
 
 /** Segments up to this size are compressed in memory and sent in one PUT; larger ones stream. */
 const INLINE_SEGMENT_MAX = 8 << 20;
@@ -28,6 +29,13 @@ const INLINE_SEGMENT_MAX = 8 << 20;
  * RSS) whenever the store is slower than the disk. One block ahead keeps the pipe full.
  */
 export const ONE_BLOCK_AHEAD = { highWaterMark: 1 } as const;
+/**
+ * Each shipped MiB leaves LZ4 blocks and read buffers behind as external memory, which V8 collects
+ * only ~64 MiB later (util/memory.ts): collect every 16 MiB shipped instead (a few ms of the
+ * replication thread; in init mode that is the worker, never the thread forwarding signals).
+ */
+let pace: ((bytes: number) => void) | undefined;
+const shipped = (bytes: number) => (pace ??= gcPacer(16 << 20))(bytes);
 
 export interface ReplicaStats {
   walBytes: number;
@@ -163,6 +171,7 @@ export class Replica {
     }, opts);
     this.pos = { generation: p.generation, index: p.index, offset: end };
     this.stats.walBytes += len;
+    shipped(len);
     this.log.info('wal segment written', { position: formatPos(p), elapsed_ms: Math.round(performance.now() - t0), sz: len });
   }
 
@@ -231,6 +240,7 @@ export class Replica {
       onInfo(snap);
       try {
         await this.client.writeSnapshot(snap.generation, snap.index, Readable.from(encodeFrameStream(snap.stream), ONE_BLOCK_AHEAD));
+        shipped(snap.size);
       } finally {
         snap.stream.destroy();
       }

@@ -22,6 +22,7 @@ import { createClient } from '../replica/create.js';
 import { leaseStoreFor } from '../replica/lease/index.js';
 import { Replica } from '../replica/replica.js';
 import { restore } from '../restore/index.js';
+import { fixMmapThreshold } from '../util/memory.js';
 import { DB } from '../sqlite/db.js';
 import { processClock } from '../util/clock.js';
 import { finalSync } from './final-sync.js';
@@ -62,6 +63,12 @@ export class Controller implements ControllerLike {
   private readonly config: Config;
   /** Intervals, lag and last-sync times (util/clock.ts): a stepped wall clock must not stall shipping. */
   private readonly now: () => number;
+
+  /**
+   * glibc's mmap threshold stays at 128 KiB (util/memory.ts): the 1–4 MiB buffers of WAL copies
+   * and LZ4 blocks are unmapped when freed instead of staying resident in a heap arena.
+   */
+  private static readonly mmapFixed = fixMmapThreshold();
 
   constructor(config: Config, log: Logger, opts: { now?: () => number } = {}) {
     this.config = config;
