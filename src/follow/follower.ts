@@ -284,15 +284,19 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Injected for tests; resolves early when `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  now?: () => number;
 }
 
 /** Poll every `intervalMs` until `signal` aborts; rejects with the first fatal error. */
 export async function runFollower(f: Follower, opts: RunOptions): Promise<void> {
   const sleep = opts.sleep ?? abortableSleep;
+  const now = opts.now ?? Date.now;
   while (!opts.signal.aborted) {
+    const started = now();
     const applied = await f.poll();
-    // After applying, look again at once: the primary may have written more meanwhile.
-    if (applied === 0) await sleep(opts.intervalMs, opts.signal);
+    // After applying, look again at once: the primary may have written more meanwhile. Otherwise
+    // poll at a fixed rate: the poll's own time (a LIST on a slow store) counts toward the interval.
+    if (applied === 0) await sleep(Math.max(0, opts.intervalMs - (now() - started)), opts.signal);
   }
 }
 
