@@ -120,6 +120,10 @@ export async function startProxy(targetPort: number) {
       for (const s of sockets) s.destroy();
       await closed;
     },
+    /** Stop for good (the listening server would keep the test process alive). */
+    async close() {
+      await this.down();
+    },
     async up() {
       if (listening) return;
       server.listen(port, '127.0.0.1');
