@@ -13,9 +13,11 @@ export async function followCommand(arg: string, f: FlagValues, log: Logger): Pr
   const conflicting = NOT_WITH_FOLLOW.filter((n) => f[n] !== undefined).map((n) => `-${n}`);
   if (conflicting.length > 0) throw new LsinitError('LSINIT_ERR_USAGE', `restore: -f follows the newest state and cannot be combined with ${conflicting.join(', ')}`);
   const iv = str(f, 'follow-interval');
-  const intervalMs = iv === undefined ? DEFAULT_FOLLOW_INTERVAL_MS : requireDuration(iv, 'restore: -follow-interval', { code: 'LSINIT_ERR_USAGE', min: 1 });
+  const flagMs = iv === undefined ? undefined : requireDuration(iv, 'restore: -follow-interval', { code: 'LSINIT_ERR_USAGE', min: 1 });
   const src = await openSource(arg, f, 'restore');
   try {
+    // The flag wins; else the db's own follow-interval key (config form), else the default.
+    const intervalMs = flagMs ?? src.db?.follow?.intervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS;
     for (const w of src.config.warnings) log.warn(w);
     const output = str(f, 'o') ?? src.db?.path;
     if (output === undefined) throw new LsinitError('LSINIT_ERR_USAGE', 'restore: output path required: pass -o PATH when following a replica URL');
