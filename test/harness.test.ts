@@ -16,8 +16,12 @@ function files(dir: string, ext = /\.(ts|mjs|js|sh)$/): string[] {
     .filter((f) => ext.test(f) && !f.startsWith(join('test', 'fixtures', 'litestream-')));
 }
 
-test('no source, test, benchmark or script reads beside the checkout (../shared)', () => {
-  const offenders = ['src', 'test', 'bench', 'scripts', 'bin'].flatMap((d) => files(d)).filter((f) => f !== join('test', 'harness.test.ts')).filter((f) => /\.\.\/shared|\/work\/shared|shared\/(vectors|bin|reference)/.test(readFileSync(join(ROOT, f), 'utf8')));
+// The sibling folder's name is built here, not written, so this guard does not match itself.
+const SIBLING = ['..', 'shared'].join('/');
+const SIBLING_RE = new RegExp(`${SIBLING.replace(/\./g, '\\.')}|/work/${'shared'}|${'shared'}/(vectors|bin|reference)`);
+
+test('no source, test, benchmark or script reads the shared folder beside the checkout', () => {
+  const offenders = ['src', 'test', 'bench', 'scripts', 'bin'].flatMap((d) => files(d)).filter((f) => SIBLING_RE.test(readFileSync(join(ROOT, f), 'utf8')));
   assert.deepEqual(offenders, []);
 });
 
