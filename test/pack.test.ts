@@ -44,7 +44,7 @@ describe('npm pack + npm i -g lsinit-*.tgz', () => {
   };
 
   it('the tarball holds the launcher, package.json and a compiled module for every source module', () => {
-    assert.ok(files.includes('bin/lsinit.js') && files.includes('package.json') && files.includes('README.md'));
+    assert.ok(files.includes('bin/lsinit.js') && files.includes('package.json') && files.includes('README.md') && files.includes('LICENSE'));
     const srcModules = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
     for (const m of srcModules) assert.ok(files.includes(`dist/${m.replace(/\.ts$/, '.js')}`), `dist/${m.replace(/\.ts$/, '.js')} is not packed`);
     assert.deepEqual(files.filter((f) => !/^(bin\/|dist\/|package\.json$|README\.md$|LICENSE)/.test(f)), [], 'nothing but bin/, dist/, package.json, README');
