@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { compressSync } from 'lz4-napi';
-import { parseConfig } from '../src/config/load.js';
+import { parseConfig } from '../src/config/file.js';
 import { Crc64 } from '../src/format/crc64.js';
 import { LTX_CHECKSUM_FLAG, ltxKey } from '../src/format/ltx.js';
 import { nullLogger } from '../src/log/logger.js';

@@ -5,7 +5,6 @@ import { secretValues } from '../config/secrets.js';
 import type { Config } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { Controller } from '../replicate/controller.js';
 import { requireDuration } from '../util/time.js';
 import { noLateFlags, parseFlags, str, usage, type FlagSpec } from '../util/flags.js';
 import { CONFIG_FLAGS, readConfigFromFlags } from './sources.js';
@@ -59,6 +58,8 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
   const log = loggerFor(config);
   for (const w of config.warnings) log.warn(w);
   if (config.dbs.length === 0) throw new LsinitError('LSINIT_ERR_CONFIG', `replicate: no databases specified in configuration${config.file ? ` ${config.file}` : ''}; list them under dbs:`);
+  // Imported here: with -exec the replication engine runs in a worker thread and this thread never loads it.
+  const { Controller } = await import('../replicate/controller.js');
   const controller = new Controller(config, log);
   for (const d of controller.describe()) log.info('initialized db', { path: d.db, replicas: d.replicas.join(' ') });
   // The first SIGINT/SIGTERM starts the final sync; a second one ends the command at once (main.ts

@@ -1,6 +1,6 @@
 /** Resolve a `DB_PATH | REPLICA_URL` argument plus -config/-replica into replicas to read. */
 import { LsinitError } from '../errors.js';
-import { absPath, configFromArgs, isURL, loadConfig, replicaFromURL } from '../config/load.js';
+import { absPath, configFromArgs, isURL, replicaFromURL } from '../config/load.js';
 import type { Config, DBConfig, ReplicaConfig } from '../config/types.js';
 import type { ReplicaClient } from '../replica/client.js';
 import { createClient } from '../replica/create.js';
@@ -21,6 +21,7 @@ export interface Source {
 
 export async function readConfigFromFlags(flags: FlagValues): Promise<Config> {
   const path = str(flags, 'config');
+  const { loadConfig } = await import('../config/file.js');
   return loadConfig({ ...(path ? { path } : {}), expandEnv: !bool(flags, 'no-expand-env') });
 }
 

@@ -1,19 +1,17 @@
 /**
  * Config file → fully resolved `Config`, validated once at the edge (reference §1.2).
  * Errors name the key path (`dbs[0].replicas[1].sync-interval`); unknown keys are warnings
- * (Litestream silently ignores them).
+ * (Litestream silently ignores them). Reading and parsing the file itself is in file.ts, imported
+ * only by the commands that read one: `replicate DB URL` resolves its config without loading YAML.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import YAML from 'yaml';
 import { LsinitError } from '../errors.js';
 import type { Level } from '../log/logger.js';
 import { configError } from '../replica/backend.js';
 import { backendFor, backends } from '../replica/clients/registry.js';
 import { requireDuration } from '../util/time.js';
-import { parseAge, verifyAgeKeys } from './age.js';
-import { expandEnv } from './expand.js';
+import { parseAge } from './age.js';
 import { missingList, unknownKeyWarnings } from './keys.js';
 import type { Config, DBConfig, FollowConfig, InitConfig, LeaseConfig, ReplicaConfig } from './types.js';
 
@@ -52,54 +50,7 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string 
   return env['LITESTREAM_CONFIG'] || '/etc/litestream.yml';
 }
 
-export async function loadConfig(opts: LoadOptions): Promise<Config> {
-  const env = opts.env ?? process.env;
-  const path = resolve(expandHome(opts.path ?? defaultConfigPath(env)));
-  if (!existsSync(path)) {
-    throw new LsinitError('LSINIT_ERR_CONFIG', `config file not found: ${path} (pass -config PATH or set LITESTREAM_CONFIG)`, { fields: { path } });
-  }
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (err) {
-    throw new LsinitError('LSINIT_ERR_CONFIG', `cannot read config file ${path}: ${(err as Error).message}`, { cause: err, fields: { path } });
-  }
-  const config = parseConfig(bytes, { ...opts, env, file: path });
-  await verifyAgeKeys(config);
-  return config;
-}
-
-/** Parse and validate; age keys are checked for shape only here (loadConfig decodes them too). */
-export function parseConfig(bytes: Uint8Array, opts: LoadOptions & { file: string }): Config {
-  const env = opts.env ?? process.env;
-  const file = opts.file;
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new LsinitError('LSINIT_ERR_CONFIG', `${file}: not valid UTF-8 text (is it a YAML file?)`, { fields: { path: file } });
-  }
-  const warnings: string[] = [];
-  if (opts.expandEnv) {
-    const r = expandEnv(text, env);
-    text = r.text;
-    for (const name of new Set(r.unset)) warnings.push(`${file}: environment variable $${name} is not set; it expands to ""`);
-  }
-  let doc: unknown;
-  try {
-    const d = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-    if (d.errors.length) throw d.errors[0];
-    doc = d.toJS();
-  } catch (err) {
-    throw new LsinitError('LSINIT_ERR_CONFIG', `${file}: invalid YAML: ${(err as Error).message.split('\n')[0]}`, { cause: err, fields: { path: file } });
-  }
-  if (doc === null || doc === undefined) {
-    throw new LsinitError('LSINIT_ERR_CONFIG', `${file}: config is empty; it needs at least a dbs: list`, { fields: { path: file } });
-  }
-  return buildConfig(doc, { env, cwd: opts.cwd ?? process.cwd(), file, warnings });
-}
-
-interface Ctx {
+export interface Ctx {
   env: NodeJS.ProcessEnv;
   cwd: string;
   file?: string;
@@ -177,7 +128,7 @@ export function absPath(p: string, cwd: string): string {
   return isAbsolute(e) ? resolve(e) : resolve(cwd, e);
 }
 
-function buildConfig(doc: unknown, ctx: Ctx): Config {
+export function buildConfig(doc: unknown, ctx: Ctx): Config {
   if (!isMap(doc)) throw configError('(top level)', `config must be a YAML mapping with a dbs: list, got ${Array.isArray(doc) ? 'a list' : typeof doc}`);
   warnUnknown(doc, TOP_KEYS, '', ctx);
   const global: { accessKeyId?: string; secretAccessKey?: string } = {};

@@ -153,7 +153,7 @@ export interface InitDeps {
 
 // Imported lazily: `lsinit -- cmd` without a config never loads the replication stack.
 async function defaultLoadConfig(opts: { path?: string; expandEnv: boolean; env?: NodeJS.ProcessEnv }): Promise<Config> {
-  const { loadConfig } = await import('../config/load.js');
+  const { loadConfig } = await import('../config/file.js');
   return loadConfig(opts);
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
-import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { loadConfig, parseConfig } from '../../src/config/file.js';
 import { secretValues } from '../../src/config/secrets.js';
 
 const yml = (age: string) => `dbs:\n  - path: /data/app.db\n    replicas:\n      - url: file:///backups/app\n${age}`;

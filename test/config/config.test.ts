@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { expandEnv } from '../../src/config/expand.js';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/file.js';
 import { parseFlags } from '../../src/util/flags.js';
 import { parseDuration, parseRFC3339 } from '../../src/util/time.js';
 

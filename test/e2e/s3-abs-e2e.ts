@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/file.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { onOp, type Operation } from '../../src/metrics/ops.js';
 import type { ReplicaClient } from '../../src/replica/client.js';

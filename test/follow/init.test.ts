@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/file.js';
 import { FollowController } from '../../src/follow/controller.js';
 import { followHealth } from '../../src/follow/metrics.js';
 import { nullLogger } from '../../src/log/logger.js';

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { LsinitError } from '../../src/errors.js';
 import { expandEnv } from '../../src/config/expand.js';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/file.js';
 import { formatRFC3339, parseDuration, parseRFC3339 } from '../../src/util/time.js';
 import { onlyLsinitErrors, params } from './fuzz.js';
 

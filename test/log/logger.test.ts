@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/file.js';
 import { secretValues } from '../../src/config/secrets.js';
 import { createLogger } from '../../src/log/logger.js';
 

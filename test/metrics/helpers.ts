@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/file.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/server.js';
 import type { ChildStats } from '../../src/metrics/registry.js';

@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/file.js';
 import { createLogger } from '../../src/log/logger.js';
 import { comparePos } from '../../src/replica/client.js';
 import { createClient } from '../../src/replica/create.js';

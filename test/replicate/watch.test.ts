@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/file.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { onOp } from '../../src/metrics/ops.js';
 import { Controller } from '../../src/replicate/controller.js';
