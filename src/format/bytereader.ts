@@ -34,23 +34,34 @@ export class ByteReader {
   /** Exactly n bytes, or undefined if the stream ends first (`short` tells how many were there). */
   async read(n: number): Promise<Buffer | undefined> {
     if (!(await this.fill(n))) return undefined;
-    let out: Buffer;
     const first = this.chunks[0]!;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let off = 0;
-      while (off < n) {
-        const c = this.chunks[0]!;
-        const take = Math.min(c.length, n - off);
-        c.copy(out, off, 0, take);
-        off += take;
-        if (take === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(take);
-      }
+    if (first.length < n) return this.copyOut(Buffer.allocUnsafe(n), 0);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.buffered -= n;
+    this.consumed += n;
+    return first.subarray(0, n);
+  }
+
+  /**
+   * The next n bytes in a new buffer of `prefix + n` bytes, after `prefix` bytes left for the
+   * caller to fill (lz4-napi wants a block behind a 4-byte size: one copy instead of two).
+   */
+  async readPrefixed(n: number, prefix: number): Promise<Buffer | undefined> {
+    if (!(await this.fill(n))) return undefined;
+    return this.copyOut(Buffer.allocUnsafe(prefix + n), prefix);
+  }
+
+  /** Consume buffered bytes into `out` from `off` to its end (fill() made sure they are there). */
+  private copyOut(out: Buffer, off: number): Buffer {
+    const n = out.length - off;
+    while (off < out.length) {
+      const c = this.chunks[0]!;
+      const take = Math.min(c.length, out.length - off);
+      c.copy(out, off, 0, take);
+      off += take;
+      if (take === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(take);
     }
     this.buffered -= n;
     this.consumed += n;

@@ -36,11 +36,16 @@ function asBuffer(u: Uint8Array): Buffer {
 
 /** lz4-napi's uncompress wants lz4_flex's size-prepended format; the size is an upper bound. */
 export function decompressBlock(block: Buffer, maxSize: number, dict: Buffer | undefined, name: string): Buffer {
-  const input = Buffer.allocUnsafe(4 + block.length);
-  input.writeUInt32LE(maxSize, 0);
-  block.copy(input, 4);
+  const framed = Buffer.allocUnsafe(4 + block.length);
+  block.copy(framed, 4);
+  return decompressPrefixed(framed, maxSize, dict, name);
+}
+
+/** decompressBlock for a block read behind 4 bytes of room (ByteReader.readPrefixed), filled here. */
+function decompressPrefixed(framed: Buffer, maxSize: number, dict: Buffer | undefined, name: string): Buffer {
+  framed.writeUInt32LE(maxSize, 0);
   try {
-    return dict && dict.length > 0 ? uncompressSync(input, dict) : uncompressSync(input);
+    return dict && dict.length > 0 ? uncompressSync(framed, dict) : uncompressSync(framed);
   } catch (err) {
     throw formatError(`${name}: corrupt compressed block (${(err as Error).message})`, { name });
   }
@@ -180,14 +185,15 @@ async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer>
     const stored = (sz & 0x80000000) !== 0;
     const len = sz & 0x7fffffff;
     if (len > maxBlock) throw formatError(`${name}: block of ${len} bytes exceeds the frame's maximum ${maxBlock}`, { name });
-    const block = await r.read(len);
-    if (!block) throw formatError(`${name}: truncated block`, { name });
+    const framed = await r.readPrefixed(len, 4);
+    if (!framed) throw formatError(`${name}: truncated block`, { name });
+    const block = framed.subarray(4);
     if (blockChecksum) {
       const c = await r.read(4);
       if (!c) throw formatError(`${name}: truncated block checksum`, { name });
       if (c.readUInt32LE(0) !== xxh32(block)) throw formatError(`${name}: block checksum mismatch`, { name });
     }
-    const out = stored ? Buffer.from(block) : decompressBlock(block, maxBlock, independent ? undefined : dict, name);
+    const out = stored ? block : decompressPrefixed(framed, maxBlock, independent ? undefined : dict, name);
     if (!independent) {
       // Linked blocks may reference the previous 64 KiB of output.
       dict = dict && out.length < 65536 ? Buffer.concat([dict, out]).subarray(-65536) : out.subarray(-65536);

@@ -7,11 +7,12 @@
  * the same bytes as SQLite's checkpoint (checked against the Litestream vectors).
  *
  * Streaming: bytes are pushed in chunks of any size as they are decompressed, so memory stays at
- * one frame plus one run of consecutive pages (coalesced into one write of up to RUN_BYTES; a
- * transaction's new pages are usually consecutive), whatever the index's size, and the WAL never
- * goes to a temporary file. `mark()`/`rewind()` let a caller retry a segment from its start.
+ * one frame (carried across chunks) whatever the index's size, and the WAL never goes to a
+ * temporary file. Runs of consecutive pages (a transaction's new pages usually are) are written
+ * with one writev of views into the pushed chunk, so no page is copied in JavaScript.
+ * `mark()`/`rewind()` let a caller retry a segment from its start.
  */
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writevSync } from 'node:fs';
 import { LsinitError } from '../errors.js';
 import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader, verifyFrame, type Checksum, type WALHeader } from '../format/wal.js';
 
@@ -27,7 +28,9 @@ export interface ApplyResult {
   pages: number;
 }
 
-const RUN_BYTES = 1 << 20;
+const RUN_BYTES = 4 << 20;
+/** Linux's limit on the buffers of one writev. */
+const IOV_MAX = 1024;
 
 interface State {
   header: WALHeader | undefined;
@@ -52,9 +55,9 @@ export class WALApplier {
   private readonly frameSize: number;
   private carry: Buffer;
   private carried = 0;
-  private run: Buffer | undefined;
+  /** Pending run of consecutive pages: views into the pushed chunk, written with one writev. */
+  private run: Buffer[] = [];
   private runFirst = 0;
-  private runPages = 0;
 
   /**
    * @param dbFd  open read-write descriptor of the database being restored
@@ -82,6 +85,8 @@ export class WALApplier {
       else this.frame(this.carry);
     }
     for (; off + this.frameSize <= chunk.length; off += this.frameSize) this.frame(chunk.subarray(off, off + this.frameSize));
+    // The run holds views into `chunk` and `carry`: written before either is reused.
+    this.flush();
     if (off < chunk.length) {
       chunk.copy(this.carry, 0, off);
       this.carried = chunk.length - off;
@@ -96,8 +101,7 @@ export class WALApplier {
 
   /** Forget everything pushed since `m`; pages already written are rewritten by the retry. */
   rewind(m: Mark): void {
-    this.run = undefined;
-    this.runPages = 0;
+    this.run = [];
     this.s = { ...m.state };
     m.partial.copy(this.carry, 0);
     this.carried = m.partial.length;
@@ -156,20 +160,19 @@ export class WALApplier {
     s.frames++;
   }
 
-  /** Queue a page write, coalescing runs of consecutive pages into one write. */
+  /** Queue a page write, coalescing runs of consecutive pages into one writev (no copy). */
   private page(pgno: number, data: Buffer): void {
-    const cap = Math.max(1, Math.floor(RUN_BYTES / this.pageSize));
-    if (this.runPages > 0 && (pgno !== this.runFirst + this.runPages || this.runPages === cap)) this.flush();
-    if (this.runPages === 0) this.runFirst = pgno;
-    this.run ??= Buffer.allocUnsafe(cap * this.pageSize);
-    data.copy(this.run, this.runPages * this.pageSize);
-    this.runPages++;
+    const cap = Math.max(1, Math.min(IOV_MAX, Math.floor(RUN_BYTES / this.pageSize)));
+    const n = this.run.length;
+    if (n > 0 && (pgno !== this.runFirst + n || n === cap)) this.flush();
+    if (this.run.length === 0) this.runFirst = pgno;
+    this.run.push(data);
   }
 
   private flush(): void {
-    if (this.runPages === 0 || !this.run) return;
-    writeAll(this.dbFd, this.run.subarray(0, this.runPages * this.pageSize), (this.runFirst - 1) * this.pageSize);
-    this.runPages = 0;
+    if (this.run.length === 0) return;
+    writevAll(this.dbFd, this.run, (this.runFirst - 1) * this.pageSize);
+    this.run = [];
   }
 }
 
@@ -195,9 +198,17 @@ export function applyWALFile(dbFd: number, walPath: string, pageSize: number, la
   }
 }
 
-function writeAll(fd: number, data: Buffer, pos: number): void {
-  let off = 0;
-  while (off < data.length) off += writeSync(fd, data, off, data.length - off, pos + off);
+/** writev until every byte is written (a short write continues where it stopped). */
+function writevAll(fd: number, bufs: Buffer[], pos: number): void {
+  let rest = bufs;
+  while (rest.length > 0) {
+    let n = writevSync(fd, rest, pos);
+    pos += n;
+    let i = 0;
+    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
+    rest = rest.slice(i);
+    if (n > 0) rest[0] = rest[0]!.subarray(n);
+  }
 }
 
 function corrupt(msg: string): LsinitError {

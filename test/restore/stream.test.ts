@@ -4,15 +4,18 @@
  * its turn, and the result is still byte-identical to Litestream's (the 0.3.13 vectors).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { encodeFrame } from '../../src/format/lz4.js';
 import { replicaFromURL } from '../../src/config/load.js';
 import type { Pos, ReplicaClient } from '../../src/replica/client.js';
 import { createClient } from '../../src/replica/create.js';
 import { executeRestore } from '../../src/restore/restore.js';
+import { LsinitError } from '../../src/errors.js';
 import { planForReplica } from '../../src/restore/target.js';
 import { loadScenario, sha256File, stageReplica } from '../helpers/vectors.js';
 
@@ -62,4 +65,37 @@ describe('restore streams WAL indexes', () => {
       assert.deepEqual(readdirSync(outDir), ['restored.db']);
     });
   }
+});
+
+describe('restore checks the result before renaming it', () => {
+  let work: string;
+  before(() => (work = mkdtempSync(join(tmpdir(), 'lsinit-restore-check-'))));
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  it('a database that fails PRAGMA integrity_check is refused before the rename; nothing is left at the output', async () => {
+    // A table and its index, then one byte of a row changed in the table's page only: every LZ4
+    // and page checksum holds, but the index no longer matches the table.
+    const src = join(work, 'src.db');
+    const db = new Database(src);
+    db.exec("CREATE TABLE t (a TEXT); CREATE INDEX t_a ON t (a); INSERT INTO t VALUES ('row-one-QQQQ'), ('row-two-RRRR');");
+    db.close();
+    const bytes = readFileSync(src);
+    const pageSize = bytes.readUInt16BE(16);
+    const at = bytes.indexOf('row-one-QQQQ', pageSize); // page 2: the table's root (the index is page 3)
+    assert.ok(at > pageSize && at < 2 * pageSize, 'the row is on the table page');
+    bytes[at + 8] = 'Z'.charCodeAt(0);
+    const gen = '0123456789abcdef';
+    mkdirSync(join(work, 'replica/generations', gen, 'snapshots'), { recursive: true });
+    writeFileSync(join(work, 'replica/generations', gen, 'snapshots/00000000.snapshot.lz4'), await encodeFrame(bytes));
+    const client = createClient(replicaFromURL(`file://${join(work, 'replica')}`, 'test'));
+    const plan = (await planForReplica(client, {}))!;
+    const outDir = mkdtempSync(join(work, 'out-'));
+    const output = join(outDir, 'restored.db');
+    await assert.rejects(executeRestore(client, plan, { output }), (err) => err instanceof LsinitError && err.code === 'LSINIT_ERR_INTEGRITY' && /integrity_check/.test(err.message));
+    assert.deepEqual(readdirSync(outDir), [], 'no output and no temp or sidecar file');
+    // The same bytes restore when the check is off (the refusal came from the check alone).
+    const r = await executeRestore(client, plan, { output, integrityCheck: false });
+    assert.equal(r.walIndexes, 0);
+    assert.deepEqual(readFileSync(output), bytes);
+  });
 });
