@@ -17,7 +17,7 @@ import { decodeFrames, encodeFrame, encodeFrameStream } from '../format/lz4.js';
 import { hex8 } from '../format/paths.js';
 import type { Logger } from '../log/logger.js';
 import type { DB } from '../sqlite/db.js';
-import { formatPos, type Pos, type ReplicaClient, type SnapshotInfo } from './client.js';
+import { comparePos, formatPos, type Pos, type ReplicaClient, type SnapshotInfo } from './client.js';
 import { processClock } from '../util/clock.js';
 import { withRetry } from './retry.js';
 import { gcPacer } from '../util/memory.js';
@@ -78,9 +78,14 @@ export class Replica {
     return run;
   }
 
-  /** True when the DB has committed data this replica does not have yet. */
-  behind(): boolean {
-    const d = this.db.pos();
+  /** Where the local shadow WAL ends now (what a sync starting now ships up to). */
+  localPos(): Pos | undefined {
+    return this.db.pos();
+  }
+
+  /** True when the DB has committed data this replica does not have yet (or data up to `than`). */
+  behind(than?: Pos): boolean {
+    const d = than ?? this.db.pos();
     if (!d) return false;
     const p = this.pos;
     return !p || p.generation !== d.generation || p.index < d.index || p.offset < d.offset;
@@ -94,18 +99,14 @@ export class Replica {
     const dpos = this.db.pos();
     if (!dpos) return;
     try {
+      let target = dpos;
       if (!this.pos || this.pos.generation !== dpos.generation) {
-        const snaps = await this.retry(() => this.client.snapshots(dpos.generation), opts);
-        if (snaps.length === 0) {
-          // A generation we start on this replica: our snapshot is its beginning, no need to list.
-          const index = await this.snapshotInner(opts);
-          this.pos = { generation: dpos.generation, index, offset: 0 };
-        } else {
-          this.pos = await this.calcPos(dpos.generation, opts, snaps);
-        }
-        this.log.debug('replica position', { position: formatPos(this.pos) });
+        // A generation's first snapshot: its first segment must reach the snapshot's position.
+        const first = await this.learnPos(dpos.generation, opts);
+        if (first) target = laterPos(dpos, first);
+        this.log.debug('replica position', { position: formatPos(this.pos!) });
       }
-      await this.uploadTo(dpos, opts);
+      await this.uploadTo(target, opts);
       this.stats.lastSyncAt = this.now();
       this.stats.pendingSince = undefined;
       this.stats.lastError = undefined;
@@ -118,21 +119,40 @@ export class Replica {
   }
 
   /**
+   * Learn where the store is in generation `gen` (this.pos). A generation the store holds no
+   * snapshot of gets its first one now, before any of its WAL: returns that snapshot's position.
+   */
+  private async learnPos(gen: string, opts: { fast?: boolean }): Promise<Pos | undefined> {
+    const snaps = await this.retry(() => this.client.snapshots(gen), opts);
+    if (snaps.length > 0) {
+      this.pos = await this.calcPos(gen, opts, snaps);
+      return undefined;
+    }
+    const at = await this.writeSnapshotObject(opts);
+    this.pos = { generation: at.generation, index: at.index, offset: 0 };
+    return at;
+  }
+
+  /**
    * Ship up to `dpos` (where the shadow was when the sync began): one PUT per index touched,
    * not a chase after every commit that lands while an upload is in flight.
    */
   private async uploadTo(dpos: Pos, opts: { fast?: boolean }): Promise<void> {
+    let target = dpos;
     for (;;) {
       const p: Pos = this.pos!;
-      if (p.generation !== dpos.generation || p.index > dpos.index || (p.index === dpos.index && p.offset >= dpos.offset)) break;
-      const end = p.index === dpos.index ? dpos.offset : this.db.shadowSize(p.generation, p.index);
+      if (p.generation !== target.generation || p.index > target.index || (p.index === target.index && p.offset >= target.offset)) break;
+      const end = p.index === target.index ? target.offset : this.db.shadowSize(p.generation, p.index);
       if (end < 0) {
+        // The database moved to another generation meanwhile: the next sync starts on it.
+        if (this.db.pos()?.generation !== p.generation) break;
         // The replica is further behind than the local shadow WAL reaches (it was down while
-        // older indexes were cleaned up): a snapshot of the current state closes the gap.
+        // older indexes were cleaned up): a snapshot of the current state closes the gap. The
+        // store holds nothing of its index yet; the first segment must reach its position.
         this.log.warn('replica is behind the local shadow WAL; writing a snapshot to catch up', { position: formatPos(p) });
-        let index = p.index;
-        await this.writeSnapshotObject(opts, (i) => (index = i.index));
-        this.pos = { generation: p.generation, index, offset: 0 };
+        const at = await this.writeSnapshotObject(opts);
+        this.pos = { generation: at.generation, index: at.index, offset: 0 };
+        target = laterPos(target, at);
         continue;
       }
       if (p.offset < end) {
@@ -209,42 +229,60 @@ export class Replica {
     return this.exclusive(async () => void (await this.snapshotInner(opts)));
   }
 
-  /** Writes a snapshot; returns its WAL index. */
-  private async snapshotInner(opts: { fast?: boolean }): Promise<number> {
+  /**
+   * A snapshot of the database's current position, ordered with the WAL for point-in-time
+   * safety (the hazard in reference §4.3). The snapshot holds the database at an exact position
+   * (N, P) of shadow index N (db.beginSnapshot); a restore that starts from it replays index N
+   * from offset 0, and must then reach P or replay none of it: fewer frames would lay older
+   * versions of some pages over a newer snapshot. So when the store already holds this
+   * generation, index N is shipped up to P before the snapshot object exists (any timestamp that
+   * selects the snapshot also selects those segments); a generation's first snapshot comes before
+   * any of its WAL, and its first segment is shipped at least to P (syncInner, uploadTo).
+   */
+  private async snapshotInner(opts: { fast?: boolean }): Promise<Pos> {
+    const gen = this.db.pos()?.generation;
+    if (!gen) throw new LsinitError('LSINIT_ERR_DB', `${this.db.path}: no generation yet`);
+    if (this.pos?.generation !== gen) {
+      const first = await this.learnPos(gen, opts);
+      if (first) return first;
+    }
+    return this.writeSnapshotObject(opts, (at) => this.uploadTo(at, opts));
+  }
+
+  /**
+   * Write a snapshot object of the database at its current position and return that position.
+   * `before` runs once the position is fixed and before the object is written (ship up to it).
+   * Our checkpoints stay off throughout, so a retry writes the same position again.
+   */
+  private async writeSnapshotObject(opts: { fast?: boolean }, before?: (at: Pos) => Promise<void>): Promise<Pos> {
     const t0 = performance.now();
-    let info: { generation: string; index: number } | undefined;
-    // Point-in-time safety (the hazard in reference §4.3): the snapshot file may hold pages
-    // back-filled from WAL frames up to our read mark. Ship every frame up to that mark *before*
-    // the snapshot object exists, and keep our checkpoints (which move the mark) off until it is
-    // written, so any timestamp that selects this snapshot also selects those frames.
     this.db.holdCheckpoints(1);
     try {
-      const cur = this.pos;
-      if (cur && cur.generation === this.db.pos()?.generation) {
-        this.db.sync();
-        await this.uploadTo(this.db.pos()!, opts);
+      let snap: ReturnType<DB['beginSnapshot']> | undefined = this.db.beginSnapshot();
+      const at: Pos = { generation: snap.generation, index: snap.index, offset: snap.offset };
+      try {
+        await before?.(at);
+      } catch (err) {
+        snap.stream.destroy();
+        throw err;
       }
-      await this.writeSnapshotObject(opts, (i) => (info = i));
+      await this.retry(async () => {
+        const s = snap ?? this.db.beginSnapshot(at);
+        snap = undefined;
+        try {
+          await this.client.writeSnapshot(s.generation, s.index, Readable.from(encodeFrameStream(s.stream), ONE_BLOCK_AHEAD));
+          shipped(s.size);
+        } finally {
+          s.stream.destroy();
+        }
+      }, opts);
+      this.lastSnapshotAt = this.now();
+      this.stats.snapshots++;
+      this.log.info('snapshot written', { position: formatPos(at), elapsed_ms: Math.round(performance.now() - t0) });
+      return at;
     } finally {
       this.db.holdCheckpoints(-1);
     }
-    this.lastSnapshotAt = this.now();
-    this.stats.snapshots++;
-    this.log.info('snapshot written', { position: `${info!.generation}/${hex8(info!.index)}`, elapsed_ms: Math.round(performance.now() - t0) });
-    return info!.index;
-  }
-
-  private async writeSnapshotObject(opts: { fast?: boolean }, onInfo: (i: { generation: string; index: number }) => void): Promise<void> {
-    await this.retry(async () => {
-      const snap = this.db.beginSnapshot();
-      onInfo(snap);
-      try {
-        await this.client.writeSnapshot(snap.generation, snap.index, Readable.from(encodeFrameStream(snap.stream), ONE_BLOCK_AHEAD));
-        shipped(snap.size);
-      } finally {
-        snap.stream.destroy();
-      }
-    }, opts);
   }
 
   /** Snapshot when `snapshot-interval` has passed since the last one (by this process). */
@@ -317,4 +355,10 @@ export class Replica {
   idle(): Promise<void> {
     return this.busy;
   }
+}
+
+/** The later of two positions; `b` when they are in different generations (the newer one). */
+function laterPos(a: Pos, b: Pos): Pos {
+  if (a.generation !== b.generation) return b;
+  return comparePos(a, b) >= 0 ? a : b;
 }

@@ -17,22 +17,19 @@
  * replication or the app: every failure is logged and the next round tries again.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, openSync, readdirSync, rmSync } from 'node:fs';
+import { createReadStream, readdirSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleepMs } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { LsinitError, errorMessage } from '../errors.js';
-import { ByteReader } from '../format/bytereader.js';
 import { Crc64 } from '../format/crc64.js';
-import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader } from '../format/wal.js';
 import type { Logger } from '../log/logger.js';
 import { comparePos, formatPos, type Pos, type SnapshotInfo } from '../replica/client.js';
 import type { Replica } from '../replica/replica.js';
 import { executeRestore } from '../restore/restore.js';
 import { pickSnapshot, planSegments, type RestorePlan } from '../restore/target.js';
 import type { DB } from '../sqlite/db.js';
-import { readExact } from '../sqlite/shadow.js';
 
 export interface ValidatorOptions {
   db: DB;
@@ -185,7 +182,7 @@ export class Validator {
       w.exec('ROLLBACK');
     }
     try {
-      return { pos, crc: await imageCRC(snap.stream, db.shadowPath(pos.generation, pos.index), pos.offset, snap.size) };
+      return { pos, crc: await streamCRC(snap.stream) };
     } finally {
       snap.stream.destroy();
       if (rd.inTransaction) rd.exec('ROLLBACK');
@@ -218,54 +215,15 @@ function openConn(path: string, busyMs: number): Database.Database {
   return c;
 }
 
-/**
- * CRC-64/ISO of the database at the end of `walLen` bytes of a shadow index: the file's pages
- * (streamed) with the index's frames laid over them, cut to the last commit's size — the bytes a
- * restore to that position writes (restore/apply.ts).
- */
-async function imageCRC(file: AsyncIterable<Uint8Array>, shadowPath: string, walLen: number, fileSize: number): Promise<bigint> {
-  const fd = openSync(shadowPath, 'r');
-  try {
-    const pageSize = parseWALHeader(readAt(fd, WAL_HEADER_SIZE, 0), shadowPath).pageSize;
-    const frameSize = FRAME_HEADER_SIZE + pageSize;
-    const frames = Math.floor((walLen - WAL_HEADER_SIZE) / frameSize);
-    const latest = new Map<number, number>(); // pgno → file offset of its newest frame's page
-    let commit = 0;
-    for (let i = 0; i < frames; i++) {
-      const off = WAL_HEADER_SIZE + i * frameSize;
-      const h = parseFrameHeader(readAt(fd, FRAME_HEADER_SIZE, off));
-      latest.set(h.pgno, off + FRAME_HEADER_SIZE);
-      if (h.commit) commit = h.commit;
-    }
-    const pages = commit || Math.floor(fileSize / pageSize);
-    const crc = new Crc64();
-    const r = new ByteReader(file);
-    const zero = Buffer.alloc(pageSize);
-    try {
-      for (let pgno = 1; pgno <= pages; pgno++) {
-        const fromFile = pgno * pageSize <= fileSize ? await r.read(pageSize) : undefined;
-        const off = latest.get(pgno);
-        crc.update(off !== undefined ? readAt(fd, pageSize, off) : (fromFile ?? zero));
-      }
-    } finally {
-      await r.close();
-    }
-    return crc.digest();
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function readAt(fd: number, len: number, pos: number): Buffer {
-  const b = readExact(fd, len, pos);
-  if (!b) throw new LsinitError('LSINIT_ERR_DB', `short read of the shadow WAL at byte ${pos}`);
-  return b;
-}
-
-async function fileCRC(path: string): Promise<bigint> {
+/** CRC-64/ISO of a stream (the database image at a position, db.beginSnapshot; a restored file). */
+async function streamCRC(src: AsyncIterable<Uint8Array>): Promise<bigint> {
   const crc = new Crc64();
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) crc.update(c as Buffer);
+  for await (const c of src) crc.update(c);
   return crc.digest();
+}
+
+function fileCRC(path: string): Promise<bigint> {
+  return streamCRC(createReadStream(path, { highWaterMark: 1 << 20 }));
 }
 
 function hex(n: bigint): string {

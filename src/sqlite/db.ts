@@ -14,9 +14,9 @@
  * the CLI ends with process.exit(), which skips the close.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, closeSync, constants as fsConstants, existsSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
 import type { DBConfig } from '../config/types.js';
 import { LsinitError } from '../errors.js';
@@ -24,6 +24,7 @@ import { hex8 } from '../format/paths.js';
 import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, frameAlign } from '../format/wal.js';
 import type { Logger } from '../log/logger.js';
 import type { Pos } from '../replica/client.js';
+import { imageAt } from './image.js';
 import { copyToShadow, fileSize, initShadow, openShadow, readExact, readWALHeaderFile, readWALIndexHeader, syncShadowFile, type ShadowState } from './shadow.js';
 
 const MAX_INDEX = 0x7fffffff;
@@ -449,44 +450,38 @@ export class DB {
   }
 
   /**
-   * Snapshot: copy the shadow first (so every frame that could be back-filled into the file
-   * while we read it is in this index's segments: snapshot N ⊆ replay of WAL N), then stream
-   * the database file through the long-lived descriptor. Checkpoints are skipped until done.
+   * Snapshot: the database at one exact position, the shadow WAL's end after a copy (so at or past
+   * our read mark): the file with this index's frames up to that position laid over it (image.ts),
+   * whatever a checkpoint of the app back-fills into the file meanwhile. The shadow index is made
+   * durable first (the snapshot stands for its frames up to there), and our checkpoints, which move
+   * the read mark, are skipped until the stream is done. The caller must ship this index up to the
+   * returned offset before the snapshot object exists, or (when the store holds nothing of this
+   * index yet) ship its first segment at least that far (replica.ts).
    */
-  beginSnapshot(): { generation: string; index: number; size: number; stream: Readable } {
+  beginSnapshot(at?: Pos): { generation: string; index: number; offset: number; size: number; stream: Readable } {
     if (!this.init() || !this.generation) throw new LsinitError('LSINIT_ERR_DB', `${this.path}: no generation yet`);
-    copyToShadow(this.shadow!, this.shadowPath(this.generation, this.index), this.walPath);
+    let index = this.index;
+    let offset: number;
+    if (at) {
+      // The same position again (a retried upload): valid while our checkpoints stayed off since.
+      if (at.generation !== this.generation || at.index > this.index) throw new LsinitError('LSINIT_ERR_DB', `${this.path}: snapshot position ${at.generation}/${hex8(at.index)} is gone (generation ${this.generation})`);
+      index = at.index;
+      offset = at.offset;
+    } else {
+      copyToShadow(this.shadow!, this.shadowPath(this.generation, index), this.walPath);
+      syncShadowFile(this.shadow!, this.shadowPath(this.generation, index));
+      offset = this.shadow!.size;
+    }
+    const path = this.shadowPath(this.generation, index);
     this.snapshotting++;
-    const fd = this.dbFd!;
-    const size = fstatSync(fd).size;
-    let pos = 0;
     let released = false;
-    const release = () => {
+    const { size, stream } = imageAt(this.dbFd!, path, offset, () => {
       if (!released) {
         released = true;
         this.snapshotting--;
       }
-    };
-    const stream = new Readable({
-      highWaterMark: 1 << 20,
-      read(n) {
-        if (pos >= size) {
-          this.push(null);
-          return;
-        }
-        const len = Math.min(Math.max(n, 1 << 20), size - pos);
-        const b = Buffer.allocUnsafe(len);
-        const got = readSync(fd, b, 0, len, pos);
-        pos += got;
-        this.push(got > 0 ? b.subarray(0, got) : null);
-      },
-      destroy(err, cb) {
-        release();
-        cb(err);
-      },
     });
-    stream.on('end', release);
-    return { generation: this.generation, index: this.index, size, stream };
+    return { generation: this.generation, index, offset, size, stream };
   }
 
   /** Hold off our own checkpoints (and so read-mark moves) while a replica prepares a snapshot. */
