@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/file.js';
 import { nullLogger } from '../../src/log/logger.js';
 import type { Body, Pos, WALSegmentInfo } from '../../src/replica/client.js';
 import { FileReplicaClient } from '../../src/replica/clients/file.js';

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/file.js';
 import { nullLogger } from '../../src/log/logger.js';
 import type { Body, ReplicaClient, SnapshotInfo, TimeNs } from '../../src/replica/client.js';
 import { FileReplicaClient } from '../../src/replica/clients/file.js';
