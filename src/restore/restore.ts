@@ -1,8 +1,9 @@
 /**
  * Execute a restore plan: snapshot → temp file beside the target, then each WAL index streamed,
  * decompressed, verified and applied in index order (small ones fetched ahead in parallel, see
- * fetch.ts), one fsync, integrity check, rename into place. Never overwrites an existing file; on
- * any error the temp file is removed and the target is left absent.
+ * fetch.ts), fsyncs in the background as the file grows and one at the end (the integrity check
+ * runs meanwhile), rename into place. Never overwrites an existing file; on any error the temp
+ * file is removed and the target is left absent.
  */
 import { randomBytes } from 'node:crypto';
 import { readSync } from 'node:fs';
@@ -86,7 +87,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
   // Every decompressed block is a new buffer: collect them every few MiB (see util/memory.ts).
   const decoded = gcPacer(GC_EVERY);
   const fh = await fsp.open(tmp, 'w+');
-  let early: Promise<void> | undefined;
+  const flush = new WriteBack(fh, WRITE_BACK_EVERY);
   try {
     log.info('restoring snapshot', { generation: gen, index: hex8(plan.snapshot.index), indexes: plan.indexes.length });
     const snapName = `generations/${gen}/snapshots/${hex8(plan.snapshot.index)}.snapshot.lz4`;
@@ -107,11 +108,8 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       }
       await writing;
     });
-    // Start writing the snapshot back while the WAL is applied: the one fsync that matters, at
-    // the end, then has less to wait for. (Nothing is renamed into place before it.)
     log.debug('snapshot written', { ms: ms() });
-    early = fh.sync();
-    early.catch(() => {}); // awaited below
+    flush.wrote(Infinity); // the snapshot goes to disk while the WAL is applied
     const hdr = Buffer.alloc(100);
     const got = readSync(fh.fd, hdr, 0, 100, 0);
     if (got < 100 || hdr.subarray(0, 16).toString('latin1') !== 'SQLite format 3\u0000') {
@@ -125,20 +123,22 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       const item = plan.indexes[k]!;
       const applier = new WALApplier(fh.fd, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`);
       await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, decoded, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
-      frames += applier.finish().frames;
+      const applied = applier.finish().frames;
+      frames += applied;
+      flush.wrote(applied * pageSize);
       progress.applied++;
       report();
     }
     log.debug('WAL applied', { ms: ms(), frames });
     // The final fsync runs on the thread pool while the integrity check reads the file through
     // SQLite on this thread: the bytes are final, and both must pass before the rename.
-    early = early.then(() => fh.sync());
-    early.catch(() => {}); // awaited below
+    const synced = flush.final();
+    synced.catch(() => {}); // awaited below
     if (opts.integrityCheck ?? true) {
       integrityCheck(tmp);
       log.debug('integrity checked', { ms: ms() });
     }
-    await early;
+    await synced;
     await fh.close();
     log.debug('synced', { ms: ms() });
     await removeSidecars(tmp);
@@ -152,12 +152,48 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
     log.info('restore complete', { output, generation: gen, size: st.size, wal_indexes: plan.indexes.length });
     return { output, size: st.size, pageSize, walIndexes: plan.indexes.length, frames };
   } finally {
-    await early?.catch(() => {});
+    await flush.settled();
     await fh.close().catch(() => {});
     await Promise.all([...tmpFiles].map((f) => fsp.rm(f, { force: true }).catch(() => {})));
   }
 }
 
+/**
+ * Starts fsyncs in the background as the restored file grows (one at a time), so the one that
+ * matters, at the end, finds little left to write back. Nothing is renamed into place before
+ * final() resolves; an error of any of them fails the restore there.
+ */
+class WriteBack {
+  private last: Promise<void> = Promise.resolve();
+  private busy = false;
+  private since = 0;
+
+  constructor(private readonly fh: fsp.FileHandle, private readonly every: number) {}
+
+  wrote(bytes: number): void {
+    this.since += bytes;
+    if (this.busy || this.since < this.every) return;
+    this.since = 0;
+    this.busy = true;
+    const prev = this.last;
+    this.last = this.fh.datasync().then(() => prev, (err: unknown) => prev.then(() => Promise.reject(err)));
+    this.last.catch(() => {}).finally(() => (this.busy = false));
+  }
+
+  /** After the last write: the fsync that makes the whole file durable. */
+  async final(): Promise<void> {
+    await this.last;
+    await this.fh.sync();
+  }
+
+  /** Wait for whatever is in flight, ignoring its outcome (before closing the file on an error). */
+  async settled(): Promise<void> {
+    await this.last.catch(() => {});
+  }
+}
+
+/** Bytes written between two background fsyncs. */
+const WRITE_BACK_EVERY = 32 << 20;
 /** Compressed bytes fetched ahead are bounded by this (indexes larger are streamed in their turn). */
 const PREFETCH_BUDGET = 8 << 20;
 /** Decompressed bytes between two garbage collections during a restore. */
