@@ -13,6 +13,7 @@
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { LsinitError } from '../errors.js';
 import { ByteReader } from './bytereader.js';
+import { BlockError, decodeBlockInto, type BlockBuffers } from './lz4-block.js';
 import { xxh32, xxh32Stream, xxhReady } from './xxh32.js';
 
 const MAGIC = 0x184d2204;
@@ -110,8 +111,12 @@ export async function* encodeFrameStream(source: AsyncIterable<Uint8Array>): Asy
  * Streaming decoder for any legal LZ4 stream: one or more concatenated frames, skippable frames,
  * legacy frames, linked or independent blocks, with or without block/content checksums and
  * content size. Every checksum present is verified. `name` labels errors (the object key).
+ *
+ * With `reuse`, independent and stored blocks are decoded into its buffers (lz4-block.ts): a
+ * yielded chunk is then valid only until the one after the next is asked for (restore, which
+ * writes each chunk before it asks for the next but one).
  */
-export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'object'): AsyncGenerator<Buffer> {
+export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'object', reuse?: BlockBuffers): AsyncGenerator<Buffer> {
   await xxhReady();
   const r = new ByteReader(source);
   let frames = 0;
@@ -121,7 +126,7 @@ export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'o
       if (!m) throw formatError(`${name}: truncated frame magic`, { name });
       const magic = m.readUInt32LE(0);
       if (magic === MAGIC) {
-        yield* decodeFrame(r, name);
+        yield* decodeFrame(r, name, reuse);
       } else if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) {
         const sz = await r.read(4);
         if (!sz || !(await r.read(sz.readUInt32LE(0)))) throw formatError(`${name}: truncated skippable frame`, { name });
@@ -153,7 +158,7 @@ export async function* decodeOneFrame(r: ByteReader, name: string): AsyncGenerat
   yield* decodeFrame(r, name);
 }
 
-async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer> {
+async function* decodeFrame(r: ByteReader, name: string, reuse?: BlockBuffers): AsyncGenerator<Buffer> {
   const desc = await r.read(2);
   if (!desc) throw formatError(`${name}: truncated frame header`, { name });
   const flg = desc[0]!;
@@ -177,6 +182,11 @@ async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer>
   const hash = contentChecksum ? xxh32Stream() : undefined;
   let dict: Buffer | undefined;
   let total = 0n;
+  const emit = (out: Buffer): Buffer => {
+    hash?.update(out);
+    total += BigInt(out.length);
+    return out;
+  };
   for (;;) {
     const szb = await r.read(4);
     if (!szb) throw formatError(`${name}: truncated (no end mark)`, { name });
@@ -185,22 +195,34 @@ async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer>
     const stored = (sz & 0x80000000) !== 0;
     const len = sz & 0x7fffffff;
     if (len > maxBlock) throw formatError(`${name}: block of ${len} bytes exceeds the frame's maximum ${maxBlock}`, { name });
+    if (reuse && independent) {
+      const block = await r.read(len, reuse.scratch(len));
+      if (!block) throw formatError(`${name}: truncated block`, { name });
+      if (blockChecksum) await checkBlock(r, block, name);
+      const out = reuse.nextOutput(maxBlock);
+      let n: number;
+      if (stored) n = block.copy(out);
+      else {
+        try {
+          n = decodeBlockInto(block, out);
+        } catch (err) {
+          if (!(err instanceof BlockError)) throw err;
+          throw formatError(`${name}: corrupt compressed block (${err.message})`, { name });
+        }
+      }
+      yield emit(out.subarray(0, n));
+      continue;
+    }
     const framed = await r.readPrefixed(len, 4);
     if (!framed) throw formatError(`${name}: truncated block`, { name });
     const block = framed.subarray(4);
-    if (blockChecksum) {
-      const c = await r.read(4);
-      if (!c) throw formatError(`${name}: truncated block checksum`, { name });
-      if (c.readUInt32LE(0) !== xxh32(block)) throw formatError(`${name}: block checksum mismatch`, { name });
-    }
+    if (blockChecksum) await checkBlock(r, block, name);
     const out = stored ? block : decompressPrefixed(framed, maxBlock, independent ? undefined : dict, name);
     if (!independent) {
       // Linked blocks may reference the previous 64 KiB of output.
       dict = dict && out.length < 65536 ? Buffer.concat([dict, out]).subarray(-65536) : out.subarray(-65536);
     }
-    hash?.update(out);
-    total += BigInt(out.length);
-    yield out;
+    yield emit(out);
   }
   if (hash) {
     const c = await r.read(4);
@@ -210,6 +232,12 @@ async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer>
   if (contentSize !== undefined && contentSize !== total) {
     throw formatError(`${name}: content size ${total} differs from the header's ${contentSize}`, { name });
   }
+}
+
+async function checkBlock(r: ByteReader, block: Buffer, name: string): Promise<void> {
+  const c = await r.read(4);
+  if (!c) throw formatError(`${name}: truncated block checksum`, { name });
+  if (c.readUInt32LE(0) !== xxh32(block)) throw formatError(`${name}: block checksum mismatch`, { name });
 }
 
 async function* decodeLegacy(r: ByteReader, name: string): AsyncGenerator<Buffer> {
