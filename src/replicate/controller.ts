@@ -399,6 +399,7 @@ export class Controller implements ControllerLike {
       }));
       e.db.stop();
     }));
+    for (const v of this.validators) v.stop();
     return { failures };
   }
 

@@ -53,6 +53,7 @@ const BAD_REPLICA = new Set(['LSINIT_ERR_CHECKSUM', 'LSINIT_ERR_FORMAT', 'LSINIT
 
 export class Validator {
   private running = false;
+  private stopped = false;
   private wconn: Database.Database | undefined;
   private rconn: Database.Database | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -66,6 +67,7 @@ export class Validator {
 
   /** One validation round; never throws. */
   async run(): Promise<ValidationResult> {
+    if (this.stopped) return { status: 'skipped', reason: 'stopped' };
     if (this.running) return { status: 'skipped', reason: 'a validation is already running' };
     this.running = true;
     const { replica: r, log } = this.o;
@@ -111,6 +113,7 @@ export class Validator {
     const pos = local.pos;
     if (pos.generation !== gen) return { status: 'skipped', reason: 'generation changed' };
     if (!(await this.waitForReplica(pos))) return { status: 'skipped', reason: `replica did not reach ${formatPos(pos)} in time` };
+    if (this.stopped) return { status: 'skipped', reason: 'stopped' };
     const out = join(db.metaPath, `validate-${randomBytes(4).toString('hex')}.db`);
     try {
       const segments = await r.client.walSegments(gen);
@@ -190,6 +193,16 @@ export class Validator {
   }
 
   /** Close the validator's own connections (the DB's stay open; see db.ts). */
+  /**
+   * Shutdown: no more rounds, and the temp files of a round in flight are removed now (the process
+   * exits before that round would remove them; the next start would, but the meta dir should be
+   * left clean).
+   */
+  stop(): void {
+    this.stopped = true;
+    removeLeftovers(this.o.db.metaPath);
+  }
+
   close(): void {
     for (const c of [this.wconn, this.rconn]) c?.close();
     this.wconn = this.rconn = undefined;

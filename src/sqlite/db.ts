@@ -343,10 +343,28 @@ export class DB {
     if (gen === this.generation && index === this.index && this.shadow) syncShadowFile(this.shadow, this.shadowPath(gen, index));
   }
 
+  /**
+   * The WAL restarted: continue in the next index, or start a new generation when continuity is
+   * lost. SQLite gives each restart's header the previous salt-1 plus one (wal.c walRestartHdr), so a
+   * new WAL whose salt-1 is not the shadow's plus one means a whole WAL lifetime came and went
+   * between two copies: the app restarted the WAL while our read lock was released for a
+   * checkpoint, and our checkpoint back-filled and restarted that lifetime in turn (torture seed
+   * 500039). Its commits are in no shadow index; the new generation's snapshot has them.
+   */
   private startNextIndex(): void {
-    if (this.shadow) syncShadowFile(this.shadow, this.shadowPath(this.generation!, this.index));
-    const st = initShadow(this.shadowPath(this.generation!, this.index + 1), this.walPath);
+    const prev = this.shadow;
+    if (prev) syncShadowFile(prev, this.shadowPath(this.generation!, this.index));
+    const next = this.shadowPath(this.generation!, this.index + 1);
+    const st = initShadow(next, this.walPath);
     if (!st) throw new LsinitError('LSINIT_ERR_DB', `${this.walPath}: WAL disappeared during a restart`);
+    const from = prev?.header.salt1;
+    const why = this.forceGeneration ?? (from !== undefined && st.header.salt1 !== ((from + 1) >>> 0) ? `a WAL lifetime was missed: the WAL restarted from salt-1 ${hex8(from)} to ${hex8(st.header.salt1)}, not to the next one, between two copies` : undefined);
+    if (why) {
+      rmSync(next, { force: true });
+      this.forceGeneration = undefined;
+      this.createGeneration(why);
+      return;
+    }
     this.index++;
     this.shadow = st;
     this.stats.totalWALBytes += st.size;

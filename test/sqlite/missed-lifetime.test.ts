@@ -1,0 +1,91 @@
+/**
+ * A WAL lifetime lsinit never saw. SQLite restarts the WAL (a new header, salt-1 one higher) at
+ * the first write after a complete checkpoint when no reader uses the WAL; lsinit's read
+ * transaction prevents that, except while DB.checkpoint() has it released. If the WAL was already
+ * fully back-filled then (the app's autocheckpoint caught up with lsinit's read mark), the app's
+ * next commit T restarts it, and lsinit's own checkpoint then back-fills T and its write restarts
+ * the WAL again: T's lifetime is in no shadow index, and the next index starts after it (torture
+ * seed 500039, kill9-lsinit: "frame 0 commits a database of 1822 pages, but only 1816 exist").
+ * Continuing the generation would ship a replica that lacks T. lsinit must notice (the new WAL's
+ * salt-1 is not the shadow's plus one) and start a new generation, whose snapshot holds T.
+ *
+ * The app's checkpoint and commit run inside the checkpoint call (a wrapper around the
+ * connection's pragma), which only makes a window of microseconds certain.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import type { DBConfig, ReplicaConfig } from '../../src/config/types.js';
+import { nullLogger } from '../../src/log/logger.js';
+import { FileReplicaClient } from '../../src/replica/clients/file.js';
+import { Replica } from '../../src/replica/replica.js';
+import { restore } from '../../src/restore/index.js';
+import { DB } from '../../src/sqlite/db.js';
+import { integrity, logIds } from '../helpers/replicate.js';
+
+describe('a WAL lifetime missed in the checkpoint window', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lsinit-missed-lifetime-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('starts a new generation when the app restarted the WAL while lsinit\'s checkpoint had its read lock released', async () => {
+    const path = join(dir, 'app.db');
+    const setup = new Database(path);
+    setup.pragma('page_size = 4096');
+    setup.pragma('journal_mode = wal');
+    setup.exec('CREATE TABLE log (id INTEGER PRIMARY KEY, data BLOB)');
+    setup.close();
+    const cfg: DBConfig = {
+      path,
+      metaPath: join(dir, '.app.db-litestream'),
+      monitorIntervalMs: 100,
+      checkpointIntervalMs: 0,
+      minCheckpointPageCount: 1_000_000, // checkpoints only when the test asks
+      maxCheckpointPageCount: 0,
+      checkpointBusyTimeoutMs: 100,
+      replicas: [],
+      keyPath: 'dbs[0]',
+    };
+    const db = new DB(cfg, nullLogger);
+    const client = new FileReplicaClient({ path: join(dir, 'replica') });
+    const rcfg: ReplicaConfig = { name: 'file', type: 'file', settings: {}, display: 'file', retentionMs: 0, retentionCheckIntervalMs: 0, snapshotIntervalMs: 0, validationIntervalMs: 0, syncIntervalMs: 1000, keyPath: 'dbs[0].replicas[0]' };
+    const replica = new Replica(db, rcfg, client, nullLogger);
+    const app = new Database(path, { timeout: 5000 });
+    app.pragma('wal_autocheckpoint = 0');
+    const insert = app.prepare('INSERT INTO log (id, data) VALUES (?, ?)');
+    try {
+      for (let i = 1; i <= 5; i++) insert.run(i, Buffer.alloc(3000, i));
+      db.sync();
+      await replica.sync();
+      const gen = db.generation!;
+
+      const conn = (db as unknown as { conn: Database.Database }).conn;
+      const pragma = conn.pragma.bind(conn);
+      conn.pragma = ((source: string, options?: Database.PragmaOptions) => {
+        if (source.startsWith('wal_checkpoint')) {
+          // lsinit's read lock is released here: the app back-fills everything, and its next
+          // commit (T, six new pages) restarts the WAL.
+          app.pragma('wal_checkpoint(PASSIVE)');
+          insert.run(100, Buffer.alloc(6 * 4096, 0x54));
+        }
+        return pragma(source, options);
+      }) as typeof conn.pragma;
+      db.checkpoint();
+      conn.pragma = pragma as typeof conn.pragma;
+      insert.run(101, Buffer.alloc(100, 1));
+      db.sync();
+      await replica.sync();
+
+      assert.notEqual(db.generation, gen, 'a new generation, since T\'s WAL lifetime is in no shadow index');
+      const out = join(dir, 'latest.db');
+      await restore({ output: out, replicas: [{ name: 'file', client }] });
+      assert.equal(integrity(out), 'ok');
+      assert.deepEqual(logIds(out), [1, 2, 3, 4, 5, 100, 101], 'the replica holds T');
+    } finally {
+      app.close();
+      db.closeConnections();
+    }
+  });
+});
