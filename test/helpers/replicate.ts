@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
+import type { DBConfig } from '../../src/config/types.js';
 import { spawnLsinit } from './cli.js';
 
 export const WRITER = resolve(dirname(fileURLToPath(import.meta.url)), '../apps/writer.mjs');
@@ -106,3 +107,28 @@ export function snapshotCopy(src: string, dest: string): string {
 }
 
 export { sleep };
+
+/**
+ * A database in `dir` (app.db, WAL mode, `schema`) and the config of an in-process DB for it that
+ * checkpoints only when a test calls DB.checkpoint().
+ */
+export function checkpointOnDemand(dir: string, opts: { pageSize: number; schema: string }): { path: string; cfg: DBConfig } {
+  const path = join(dir, 'app.db');
+  const setup = new Database(path);
+  setup.pragma(`page_size = ${opts.pageSize}`);
+  setup.pragma('journal_mode = wal');
+  setup.exec(opts.schema);
+  setup.close();
+  const cfg: DBConfig = {
+    path,
+    metaPath: join(dir, '.app.db-litestream'),
+    monitorIntervalMs: 100,
+    checkpointIntervalMs: 0,
+    minCheckpointPageCount: 1_000_000,
+    maxCheckpointPageCount: 0,
+    checkpointBusyTimeoutMs: 100,
+    replicas: [],
+    keyPath: 'dbs[0]',
+  };
+  return { path, cfg };
+}

@@ -18,36 +18,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import type { DBConfig, ReplicaConfig } from '../../src/config/types.js';
+import type { ReplicaConfig } from '../../src/config/types.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { FileReplicaClient } from '../../src/replica/clients/file.js';
 import { Replica } from '../../src/replica/replica.js';
 import { restore } from '../../src/restore/index.js';
 import { DB } from '../../src/sqlite/db.js';
-import { integrity, logIds } from '../helpers/replicate.js';
+import { checkpointOnDemand, integrity, logIds } from '../helpers/replicate.js';
 
 describe('a WAL lifetime missed in the checkpoint window', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lsinit-missed-lifetime-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('starts a new generation when the app restarted the WAL while lsinit\'s checkpoint had its read lock released', async () => {
-    const path = join(dir, 'app.db');
-    const setup = new Database(path);
-    setup.pragma('page_size = 4096');
-    setup.pragma('journal_mode = wal');
-    setup.exec('CREATE TABLE log (id INTEGER PRIMARY KEY, data BLOB)');
-    setup.close();
-    const cfg: DBConfig = {
-      path,
-      metaPath: join(dir, '.app.db-litestream'),
-      monitorIntervalMs: 100,
-      checkpointIntervalMs: 0,
-      minCheckpointPageCount: 1_000_000, // checkpoints only when the test asks
-      maxCheckpointPageCount: 0,
-      checkpointBusyTimeoutMs: 100,
-      replicas: [],
-      keyPath: 'dbs[0]',
-    };
+    const { path, cfg } = checkpointOnDemand(dir, { pageSize: 4096, schema: 'CREATE TABLE log (id INTEGER PRIMARY KEY, data BLOB)' });
     const db = new DB(cfg, nullLogger);
     const client = new FileReplicaClient({ path: join(dir, 'replica') });
     const rcfg: ReplicaConfig = { name: 'file', type: 'file', settings: {}, display: 'file', retentionMs: 0, retentionCheckIntervalMs: 0, snapshotIntervalMs: 0, validationIntervalMs: 0, syncIntervalMs: 1000, keyPath: 'dbs[0].replicas[0]' };

@@ -20,32 +20,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import type { DBConfig } from '../../src/config/types.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { DB } from '../../src/sqlite/db.js';
+import { checkpointOnDemand } from '../helpers/replicate.js';
 
 describe('checkpoint window (DB.checkpoint)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lsinit-ckpt-race-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('a commit between the pre-checkpoint copy and the checkpoint is in a shadow WAL index even when the app restarts the WAL with a long transaction', () => {
-    const path = join(dir, 'app.db');
-    const setup = new Database(path);
-    setup.pragma('page_size = 1024');
-    setup.pragma('journal_mode = wal');
-    setup.exec('CREATE TABLE log (id INTEGER PRIMARY KEY, data BLOB); CREATE TABLE marks (name TEXT)');
-    setup.close();
-    const cfg: DBConfig = {
-      path,
-      metaPath: join(dir, '.app.db-litestream'),
-      monitorIntervalMs: 100,
-      checkpointIntervalMs: 0,
-      minCheckpointPageCount: 1_000_000, // checkpoints only when the test asks
-      maxCheckpointPageCount: 0,
-      checkpointBusyTimeoutMs: 100,
-      replicas: [],
-      keyPath: 'dbs[0]',
-    };
+    const { path, cfg } = checkpointOnDemand(dir, { pageSize: 1024, schema: 'CREATE TABLE log (id INTEGER PRIMARY KEY, data BLOB); CREATE TABLE marks (name TEXT)' });
     const db = new DB(cfg, nullLogger);
     const app = new Database(path, { timeout: 5000 });
     app.pragma('wal_autocheckpoint = 0');
