@@ -14,7 +14,7 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writevSync } from 'node:fs';
 import { LsinitError } from '../errors.js';
-import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader, verifyFrame, type Checksum, type WALHeader } from '../format/wal.js';
+import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader, verifyFrameAt, type Checksum, type WALHeader } from '../format/wal.js';
 
 /** Page size from a database header (offset 16, big-endian; 1 means 65536). */
 export function dbPageSize(header: Uint8Array): number {
@@ -82,9 +82,9 @@ export class WALApplier {
       if (this.carried < want) return;
       this.carried = 0;
       if (this.s.header === undefined) this.startHeader(this.carry.subarray(0, WAL_HEADER_SIZE));
-      else this.frame(this.carry);
+      else this.frame(this.carry, 0);
     }
-    for (; off + this.frameSize <= chunk.length; off += this.frameSize) this.frame(chunk.subarray(off, off + this.frameSize));
+    for (; off + this.frameSize <= chunk.length; off += this.frameSize) this.frame(chunk, off);
     // The run holds views into `chunk` and `carry`: written before either is reused.
     this.flush();
     if (off < chunk.length) {
@@ -128,27 +128,28 @@ export class WALApplier {
     this.s.sum = [h.checksum1, h.checksum2];
   }
 
-  private frame(frame: Buffer): void {
+  /** The frame at byte `off` of `buf`. */
+  private frame(buf: Buffer, off: number): void {
     const s = this.s;
     const h = s.header!;
     const i = s.frames;
-    const next = verifyFrame(h, s.sum, frame);
+    const next = verifyFrameAt(h, s.sum, buf, off, this.pageSize);
     if (!next) {
-      const fh = parseFrameHeader(frame);
+      const fh = parseFrameHeader(buf.subarray(off, off + FRAME_HEADER_SIZE));
       // A frame of another WAL (salt) or a damaged one: frames are checked as they stream in, before
       // a segment's length is known, so a missing or misnamed segment shows up here too.
       const why = fh.salt1 !== h.salt1 || fh.salt2 !== h.salt2 ? 'salt mismatch (a frame of another WAL)' : 'checksum mismatch';
       throw new LsinitError('LSINIT_ERR_CHECKSUM', `${this.label}: frame ${i} (byte offset ${WAL_HEADER_SIZE + i * this.frameSize}): ${why}; the replica object is corrupt, or a segment is missing or misnamed`, { fields: { label: this.label, frame: i } });
     }
     s.sum = next;
-    const fh = parseFrameHeader(frame);
+    const fh = { pgno: buf.readUInt32BE(off), commit: buf.readUInt32BE(off + 4) };
     if (fh.pgno === 0) throw corrupt(`${this.label}: frame ${i} has page number 0`);
     // New pages are appended one frame each, so no frame can address a page beyond the file
     // plus the frames seen so far (else a corrupt pgno would write terabytes away).
     if (fh.pgno > this.filePages + i + 1) {
       throw corrupt(`${this.label}: frame ${i} writes page ${fh.pgno}, beyond the ${this.filePages}-page database and this WAL's ${i + 1} frames`);
     }
-    this.page(fh.pgno, frame.subarray(FRAME_HEADER_SIZE));
+    this.page(fh.pgno, buf.subarray(off + FRAME_HEADER_SIZE, off + this.frameSize));
     if (fh.pgno > s.maxPage) s.maxPage = fh.pgno;
     if (fh.commit > s.maxPage) {
       throw corrupt(`${this.label}: frame ${i} commits a database of ${fh.commit} pages, but only ${s.maxPage} exist or were written`);

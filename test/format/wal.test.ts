@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, frameAlign, parseFrameHeader, parseWALHeader, verifyFrame, type Checksum } from '../../src/format/wal.js';
+import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, frameAlign, parseFrameHeader, parseWALHeader, verifyFrame, verifyFrameAt, walChecksum, type Checksum, type WALHeader } from '../../src/format/wal.js';
 import { parseSnapshotName, parseWALSegmentName, snapshotPath, walSegmentPath, assertGeneration } from '../../src/format/paths.js';
 
 describe('SQLite WAL format', () => {
@@ -75,4 +76,49 @@ describe('replica object names', () => {
       assert.throws(() => assertGeneration(g), { code: 'LSINIT_ERR_FORMAT' });
     }
   });
+});
+
+describe('verifyFrameAt (restore: frames checked in place)', () => {
+  for (const bigEndian of [false, true]) {
+    for (const shift of [0, 4, 2]) {
+      it(`agrees with verifyFrame frame by frame and stops at the same damaged frame (${bigEndian ? 'big' : 'little'}-endian checksums, frames at offset ${shift})`, () => {
+        const pageSize = 1024;
+        const fs = FRAME_HEADER_SIZE + pageSize;
+        const h: WALHeader = { bigEndian, version: 3007000, pageSize, checkpointSeq: 0, salt1: 0x11223344, salt2: 0x55667788, checksum1: 0, checksum2: 0 };
+        const buf = Buffer.alloc(shift + 20 * fs);
+        let sum: Checksum = [123, 456];
+        for (let i = 0; i < 20; i++) {
+          const o = shift + i * fs;
+          randomBytes(pageSize).copy(buf, o + FRAME_HEADER_SIZE);
+          buf.writeUInt32BE(i + 1, o);
+          buf.writeUInt32BE(i === 19 ? 20 : 0, o + 4);
+          buf.writeUInt32BE(h.salt1, o + 8);
+          buf.writeUInt32BE(h.salt2, o + 12);
+          sum = walChecksum(bigEndian, walChecksum(bigEndian, sum, buf.subarray(o, o + 8)), buf.subarray(o + FRAME_HEADER_SIZE, o + fs));
+          buf.writeUInt32BE(sum[0], o + 16);
+          buf.writeUInt32BE(sum[1], o + 20);
+        }
+        const walk = (f: (s: Checksum, o: number) => Checksum | undefined): { sums: Checksum[]; stop: number } => {
+          const sums: Checksum[] = [];
+          let s: Checksum | undefined = [123, 456];
+          for (let i = 0; i < 20; i++) {
+            s = f(s, shift + i * fs);
+            if (!s) return { sums, stop: i };
+            sums.push(s);
+          }
+          return { sums, stop: -1 };
+        };
+        const ref = (s: Checksum, o: number) => verifyFrame(h, s, buf.subarray(o, o + fs));
+        const at = (s: Checksum, o: number) => verifyFrameAt(h, s, buf, o, pageSize);
+        assert.deepEqual(walk(at), walk(ref));
+        assert.equal(walk(at).stop, -1, 'every frame of the valid WAL passes');
+        buf[shift + 7 * fs + FRAME_HEADER_SIZE + 100]! ^= 1;
+        assert.equal(walk(at).stop, 7);
+        assert.deepEqual(walk(at), walk(ref));
+        buf[shift + 7 * fs + FRAME_HEADER_SIZE + 100]! ^= 1;
+        buf.writeUInt32BE(h.salt1 + 1, shift + 3 * fs + 8); // another WAL's salt
+        assert.equal(walk(at).stop, 3);
+      });
+    }
+  }
 });
