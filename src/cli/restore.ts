@@ -1,6 +1,10 @@
 /** `lsinit restore` (reference §4), Litestream's flags plus -no-integrity-check. */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { defaultMetaPath } from '../config/load.js';
 import { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { lockedError, META_LOCK_NAME, metaLockHolder } from '../replicate/meta-lock.js';
 import { restore } from '../restore/index.js';
 import { parseTXIDFlag } from '../format/ltx.js';
 import { fixMmapThreshold } from '../util/memory.js';
@@ -75,6 +79,13 @@ export async function restoreCommand(argv: string[], log: Logger): Promise<numbe
     if (output === undefined) {
       if (!src.db) throw new LsinitError('LSINIT_ERR_USAGE', 'restore: output path required: pass -o PATH when restoring from a replica URL');
       output = src.db.path;
+    }
+    if (!existsSync(output)) {
+      // A database some lsinit still replicates (deleted under it, say) is not restored behind its
+      // back: that process still holds the old file open and would not replicate the new one.
+      const metaPath = src.db && resolve(output) === src.db.path ? src.db.metaPath : defaultMetaPath(resolve(output));
+      const holder = metaLockHolder(metaPath);
+      if (holder !== undefined) throw lockedError(output, join(metaPath, META_LOCK_NAME), holder, { hint: 'stop that process before restoring this database, or restore to another path with -o' });
     }
     const progress = startProgress(log);
     try {

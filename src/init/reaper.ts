@@ -15,10 +15,8 @@
  * most once per zombie. `node:ffi` (Node ≥ 26, experimental) is the future zero-dependency path.
  */
 import { ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { arch } from 'node:os';
-import { errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { loadLibc as loadLibcFns } from '../util/libc.js';
 import { listProcs, readProc } from './proc.js';
 
 const PR_SET_CHILD_SUBREAPER = 36;
@@ -33,25 +31,11 @@ export interface Libc {
 
 /** glibc first, then musl (Alpine) by architecture, then the symbols already linked into node. */
 export function loadLibc(): { libc: Libc | null; error?: string } {
-  const names: (string | null)[] = ['libc.so.6', `libc.musl-${arch() === 'arm64' ? 'aarch64' : 'x86_64'}.so.1`, null];
-  let koffi: typeof import('koffi');
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  } catch (err) {
-    return { libc: null, error: `koffi unavailable: ${errorMessage(err)}` };
-  }
-  const errors: string[] = [];
-  for (const name of names) {
-    try {
-      const lib = koffi.load(name);
-      const waitpid = lib.func('int waitpid(int, _Out_ int *, int)') as Libc['waitpid'];
-      const prctl = lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)') as Libc['prctl'];
-      return { libc: { name: name ?? '(node process)', waitpid, prctl } };
-    } catch (err) {
-      errors.push(`${name ?? '(node process)'}: ${errorMessage(err)}`);
-    }
-  }
-  return { libc: null, error: errors.join('; ') };
+  const r = loadLibcFns((lib) => ({
+    waitpid: lib.func('int waitpid(int, _Out_ int *, int)') as Libc['waitpid'],
+    prctl: lib.func('int prctl(int, unsigned long, unsigned long, unsigned long, unsigned long)') as Libc['prctl'],
+  }));
+  return 'error' in r ? { libc: null, error: r.error } : { libc: { name: r.name, ...r.fns } };
 }
 
 // Pids of children Node spawned in this process (any ChildProcess: the app, a helper of the replicator,

@@ -27,6 +27,7 @@ import { DB } from '../sqlite/db.js';
 import { processClock } from '../util/clock.js';
 import { finalSync } from './final-sync.js';
 import { LeaseGuard } from './lease-guard.js';
+import { MetaLocks } from './meta-lock.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 import { Validator } from './validate.js';
 
@@ -59,6 +60,8 @@ export class Controller implements ControllerLike {
   private running = false;
   /** Aborts lease waits when shutdown starts during start-up. */
   private readonly abort = new AbortController();
+  /** One process per database (meta-lock.ts); absent when the process took them (init's main thread). */
+  private readonly locks: MetaLocks | undefined;
 
   private readonly config: Config;
   /** Intervals, lag and last-sync times (util/clock.ts): a stepped wall clock must not stall shipping. */
@@ -70,10 +73,11 @@ export class Controller implements ControllerLike {
    */
   private static readonly mmapFixed = fixMmapThreshold();
 
-  constructor(config: Config, log: Logger, opts: { now?: () => number } = {}) {
+  constructor(config: Config, log: Logger, opts: { now?: () => number; metaLocked?: boolean } = {}) {
     this.config = config;
     this.log = log;
     this.now = opts.now ?? processClock;
+    this.locks = opts.metaLocked ? undefined : new MetaLocks(config.dbs, { log, signal: this.abort.signal });
     this.entries = config.dbs.map((cfg) => {
       const dlog = log.child({ db: cfg.path });
       const db = new DB(cfg, dlog);
@@ -122,6 +126,10 @@ export class Controller implements ControllerLike {
     results.forEach((x, i) => {
       if (x.status === 'rejected') this.leaseError(all[i]!.e, all[i]!.r, x.reason);
     });
+  }
+
+  private async releaseLeases(): Promise<void> {
+    await Promise.all(this.entries.flatMap((e) => [...e.leases.values()].filter((g) => g.held).map((g) => g.release().catch(() => {}))));
   }
 
   private acquiring = new Map<LeaseGuard, Promise<void>>();
@@ -188,13 +196,14 @@ export class Controller implements ControllerLike {
   }
 
   async restoreMissing(): Promise<void> {
+    await this.locks?.acquire();
     // Only databases about to be restored: with `wait`, the restore then sees the old instance's final sync.
     await this.acquireLeases(this.entries.filter((e) => e.replicas.length > 0 && !existsSync(e.cfg.path) && existsSync(dirname(e.cfg.path))));
     try {
       await this.restoreMissingUnderLease();
     } catch (err) {
       // The app will not start (supervisor): hand the replicas back now rather than at expiry.
-      await Promise.all(this.entries.flatMap((e) => [...e.leases.values()].filter((g) => g.held).map((g) => g.release().catch(() => {}))));
+      await this.releaseLeases();
       throw err;
     }
   }
@@ -220,22 +229,35 @@ export class Controller implements ControllerLike {
 
   async start(): Promise<void> {
     this.running = true;
+    // A database that cannot be replicated at all (missing directory, not SQLite) is fatal at
+    // start: better no app than an app whose data is not protected. Checked reading only the
+    // header, so bad input writes nothing, not even a lock or a lease.
+    for (const e of this.entries) {
+      try {
+        e.db.precheck();
+      } catch (err) {
+        if (isCode(err, 'LSINIT_ERR_DB')) throw err;
+      }
+    }
+    // Nothing opens, syncs or checkpoints a database before this process owns its meta directory
+    // and the leases of its replicas: a refused second instance leaves the running one untouched.
+    await this.locks?.acquire();
+    await this.acquireLeases(this.entries);
     for (const e of this.entries) {
       // Opening takes the read lock and copies the WAL: from here on nothing committed is lost.
-      // A database that cannot be replicated at all (missing directory, not SQLite, cannot use
-      // WAL mode) is fatal at start: better no app than an app whose data is not protected.
       try {
         e.db.sync();
       } catch (err) {
-        if (err instanceof LsinitError && err.code === 'LSINIT_ERR_DB') throw err;
+        if (isCode(err, 'LSINIT_ERR_DB')) {
+          // Cannot use WAL mode, cannot open: hand the replicas back rather than at expiry.
+          await this.releaseLeases();
+          throw err;
+        }
         e.syncFailingSince ??= this.now();
         e.syncError = errorMessage(err);
         this.rateLimited(e, 'db', () => e.log.error('sync failed', { error: errorMessage(err) }));
       }
     }
-    // Leases only once every database opened (the above is local only): bad input writes nothing
-    // to any replica, and a refused lease stops the start before the first upload.
-    await this.acquireLeases(this.entries);
     for (const e of this.entries) {
       // The first sync to each replica, but the app does not wait long for it: a store that
       // hangs must not keep the app down (the shadow WAL holds everything; later ticks ship it).
@@ -372,6 +394,8 @@ export class Controller implements ControllerLike {
       for (const t of e.timers) clearInterval(t);
       if (e.pendingTick) clearTimeout(e.pendingTick);
     }
+    // Refused (or stopped while waiting for the lock): the databases belong to another process.
+    if (this.locks && !this.locks.held) return { failures };
     await Promise.all(this.entries.map(async (e) => {
       try {
         e.db.sync();
@@ -400,6 +424,7 @@ export class Controller implements ControllerLike {
       e.db.stop();
     }));
     for (const v of this.validators) v.stop();
+    this.locks?.release();
     return { failures };
   }
 
@@ -414,6 +439,7 @@ export class Controller implements ControllerLike {
         await g.store.close().catch(() => {});
       }
     }
+    this.locks?.release();
   }
 }
 

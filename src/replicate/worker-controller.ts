@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/types.js';
 import type { Level, Logger } from '../log/logger.js';
 import { holdWALs } from '../sqlite/wal-guard.js';
+import { MetaLocks } from './meta-lock.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 import { pack, unpackError, type CallOp, type FromWorker, type ToWorker } from './worker-protocol.js';
 import type { WorkerData } from './worker.js';
@@ -31,11 +32,18 @@ export class WorkerController implements ControllerLike {
   private nextId = 1;
   private readonly ready: Promise<unknown>;
   private dead: Error | undefined;
+  /**
+   * The databases' meta-directory locks, held by the process from before the worker opens
+   * anything until the worker has ended (meta-lock.ts); the worker's controller takes none.
+   */
+  private readonly locks: MetaLocks;
+  private readonly abort = new AbortController();
 
   constructor(config: Config, log: Logger) {
     this.config = config;
     this.log = log;
-    const data: WorkerData = { config: pack(config), level: config.logging.level as Level };
+    this.locks = new MetaLocks(config.dbs, { log, signal: this.abort.signal });
+    const data: WorkerData = { config: pack(config), level: config.logging.level as Level, metaLocked: true };
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: WORKER_RESOURCE_LIMITS });
     this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve, reject }));
     this.ready.catch(() => {}); // reported through the first call
@@ -78,14 +86,19 @@ export class WorkerController implements ControllerLike {
   }
 
   async restoreMissing(): Promise<void> {
+    await this.locks.acquire();
     await this.call('restoreMissing');
   }
 
   async start(): Promise<void> {
+    await this.locks.acquire();
     await this.call('start');
   }
 
   async close(opts: { deadline: number; fast?: boolean }): Promise<{ failures: SyncFailure[] }> {
+    this.abort.abort();
+    // Refused (or stopped while waiting for the lock): the databases belong to another process.
+    if (!this.locks.held) return { failures: [] };
     try {
       return (await this.call('close', opts)) as { failures: SyncFailure[] };
     } catch (err) {
@@ -106,7 +119,9 @@ export class WorkerController implements ControllerLike {
     if (this.disposed) return;
     await this.call('shutdown').catch(() => {});
     this.disposed = true;
-    holdWALs(this.config.dbs.map((d) => d.path));
+    // Not ours (refused by another process's lock): not even a read transaction on them.
+    if (this.locks.held) holdWALs(this.config.dbs.map((d) => d.path));
     await this.worker.terminate();
+    this.locks.release();
   }
 }

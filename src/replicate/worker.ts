@@ -16,6 +16,8 @@ const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 
 export interface WorkerData {
   config: unknown;
   level: Level;
+  /** The main thread holds the meta-directory locks (worker-controller.ts). */
+  metaLocked?: boolean;
 }
 
 function forwardingLogger(port: NonNullable<typeof parentPort>, min: Level, bound: Fields = {}): Logger {
@@ -41,7 +43,7 @@ async function main(port: NonNullable<typeof parentPort>): Promise<void> {
   const data = workerData as WorkerData;
   const config = unpack(data.config) as Config;
   const log = forwardingLogger(port, data.level);
-  const controller = new Controller(config, log);
+  const controller = new Controller(config, log, { metaLocked: data.metaLocked === true });
   let lastExitCode: number | undefined;
   // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
   let metrics: { close(): Promise<void> } | undefined;

@@ -90,11 +90,7 @@ export class DB {
   /** Open SQLite and the shadow state once the database file exists. Returns false while it does not. */
   init(): boolean {
     if (this.conn) return true;
-    if (!existsSync(dirname(this.path))) {
-      throw new LsinitError('LSINIT_ERR_DB', `database directory does not exist: ${dirname(this.path)} (create it, or fix dbs[].path)`, { fields: { path: this.path } });
-    }
-    if (!existsSync(this.path)) return false;
-    checkIsSQLite(this.path);
+    if (!this.precheck()) return false;
     let conn: Database.Database | undefined;
     let rconn: Database.Database | undefined;
     try {
@@ -136,6 +132,20 @@ export class DB {
     }
     mkdirSync(this.metaPath, { recursive: true });
     this.loadGeneration();
+    return true;
+  }
+
+  /**
+   * What init() checks before SQLite opens anything (the directory exists, the file is SQLite),
+   * reading nothing but the header: run before the meta lock and leases are taken, so bad input
+   * writes nothing. False while the file does not exist.
+   */
+  precheck(): boolean {
+    if (!existsSync(dirname(this.path))) {
+      throw new LsinitError('LSINIT_ERR_DB', `database directory does not exist: ${dirname(this.path)} (create it, or fix dbs[].path)`, { fields: { path: this.path } });
+    }
+    if (!existsSync(this.path)) return false;
+    checkIsSQLite(this.path);
     return true;
   }
 

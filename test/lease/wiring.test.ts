@@ -4,7 +4,7 @@
  * wiring patch in the lease report), so it turns itself on when the patch lands.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,11 +20,17 @@ describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller 
     try {
       const { cfg, db, replica } = fileConfig(w.dir, { replicaExtra: '        lease: { ttl: 3s }\n' });
       createDB(db);
+      // Another host's copy of the database (its own file and meta directory), same replica: only
+      // the lease stands between them (on one database, the meta lock refuses first: second-instance.test.ts).
+      mkdirSync(join(w.dir, 'host2'));
+      const { cfg: cfg2, db: db2 } = fileConfig(join(w.dir, 'host2'), { replica, replicaExtra: '        lease: { ttl: 3s }\n' });
+      createDB(db2);
       const a = await startReplicate(cfg);
       assert.ok(existsSync(join(replica, 'lsinit-lease.json')));
-      const b = await lsinit(['replicate', '-config', cfg], { timeout: 20_000 });
+      const b = await lsinit(['replicate', '-config', cfg2], { timeout: 20_000 });
       assert.equal(b.exitCode, 75, b.stdout + b.stderr);
-      assert.match(b.stderr, /^lsinit: LSINIT_ERR_LEASE: .*in use by another lsinit: host .*pid \d+/m);
+      assert.match(b.stderr, /^lsinit: LSINIT_ERR_LEASE: replica .*in use by another lsinit: host .*pid \d+/m);
+      assert.equal(existsSync(join(w.dir, 'host2', '.app.db-litestream', 'generations')), false, 'refused before its first sync');
       a.child.kill('SIGTERM');
       assert.equal((await a.child).exitCode, 0, a.output());
       assert.ok(!existsSync(join(replica, 'lsinit-lease.json')), 'released on shutdown');
