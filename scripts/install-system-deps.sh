@@ -12,6 +12,7 @@
 #   util-linux      unshare(1): the init tests run lsinit as PID 1 of a PID namespace
 #   passwd          useradd/userdel/chpasswd: a throwaway user for sshd
 #   git             the Docker tests check which files are tracked
+#   faketime        libfaketime (a dependency): a real lsinit replicates with its wall clock stepped back
 #   (optional) shellcheck and docker-compose: their tests are skipped when the tool is missing
 # moto_server (Python moto, for the S3 tests) is not a Debian package here: pip install 'moto[server]'.
 set -eu
@@ -23,6 +24,7 @@ command -v lz4 >/dev/null || need="$need lz4"
 command -v unshare >/dev/null || need="$need util-linux"
 command -v useradd >/dev/null || need="$need passwd"
 command -v git >/dev/null || need="$need git"
+command -v faketime >/dev/null || need="$need faketime"
 command -v shellcheck >/dev/null || need="$need shellcheck"
 command -v docker-compose >/dev/null || need="$need docker-compose"
 if [ -z "$need" ]; then

@@ -38,8 +38,8 @@ export async function writer(db: string, args: string[] = []) {
 }
 
 /** Start `lsinit replicate -config cfg` and wait until it logs that it is replicating. */
-export async function startReplicate(cfg: string, flags: string[] = []) {
-  const child = spawnLsinit(['replicate', ...flags, '-config', cfg], { all: true, buffer: true });
+export async function startReplicate(cfg: string, flags: string[] = [], opts: { env?: Record<string, string> } = {}) {
+  const child = spawnLsinit(['replicate', ...flags, '-config', cfg], { all: true, buffer: true, ...(opts.env ? { env: opts.env } : {}) });
   let out = '';
   child.all!.on('data', (d: Buffer) => (out += d.toString()));
   // Generous: the machine is small and shared; a slow start is not what these tests measure.

@@ -27,6 +27,7 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { tool: 'lz4', from: 'lz4', why: 'interop: decode lsinit objects with the lz4 command line' },
   { tool: 'unshare', from: 'util-linux', why: 'the init tests run lsinit as PID 1 of a PID namespace' },
   { tool: 'git', from: 'git', why: 'the Docker tests check which files are tracked' },
+  { tool: 'faketime', from: 'faketime', why: 'a real lsinit runs with its wall clock stepped back by libfaketime (the package brings libfaketime)' },
   { tool: 'moto_server', from: "Python moto: pip install 'moto[server]' (not a Debian package here)", why: 'the S3 tests run a real S3 server on 127.0.0.1' },
 ];
 
