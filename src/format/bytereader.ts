@@ -31,14 +31,11 @@ export class ByteReader {
     return !(await this.fill(1));
   }
 
-  /**
-   * Exactly n bytes, or undefined if the stream ends first. Bytes that span the source's chunks
-   * are copied into `scratch` when given (n bytes of it), else into a new buffer.
-   */
-  async read(n: number, scratch?: Buffer): Promise<Buffer | undefined> {
+  /** Exactly n bytes, or undefined if the stream ends first (`short` tells how many were there). */
+  async read(n: number): Promise<Buffer | undefined> {
     if (!(await this.fill(n))) return undefined;
     const first = this.chunks[0]!;
-    if (first.length < n) return this.copyOut(scratch ? scratch.subarray(0, n) : Buffer.allocUnsafe(n), 0);
+    if (first.length < n) return this.copyOut(Buffer.allocUnsafe(n), 0);
     if (first.length === n) this.chunks.shift();
     else this.chunks[0] = first.subarray(n);
     this.buffered -= n;

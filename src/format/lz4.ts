@@ -13,7 +13,6 @@
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { LsinitError } from '../errors.js';
 import { ByteReader } from './bytereader.js';
-import { BlockError, decodeBlockInto, type BlockBuffers } from './lz4-block.js';
 import { xxh32, xxh32Stream, xxhReady } from './xxh32.js';
 
 const MAGIC = 0x184d2204;
@@ -111,12 +110,8 @@ export async function* encodeFrameStream(source: AsyncIterable<Uint8Array>): Asy
  * Streaming decoder for any legal LZ4 stream: one or more concatenated frames, skippable frames,
  * legacy frames, linked or independent blocks, with or without block/content checksums and
  * content size. Every checksum present is verified. `name` labels errors (the object key).
- *
- * With `reuse`, independent and stored blocks are decoded into its buffers (lz4-block.ts): a
- * yielded chunk is then valid only until the one after the next is asked for (restore, which
- * writes each chunk before it asks for the next but one).
  */
-export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'object', reuse?: BlockBuffers): AsyncGenerator<Buffer> {
+export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'object'): AsyncGenerator<Buffer> {
   await xxhReady();
   const r = new ByteReader(source);
   let frames = 0;
@@ -126,7 +121,7 @@ export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'o
       if (!m) throw formatError(`${name}: truncated frame magic`, { name });
       const magic = m.readUInt32LE(0);
       if (magic === MAGIC) {
-        yield* decodeFrame(r, name, reuse);
+        yield* decodeFrame(r, name);
       } else if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) {
         const sz = await r.read(4);
         if (!sz || !(await r.read(sz.readUInt32LE(0)))) throw formatError(`${name}: truncated skippable frame`, { name });
@@ -158,7 +153,7 @@ export async function* decodeOneFrame(r: ByteReader, name: string): AsyncGenerat
   yield* decodeFrame(r, name);
 }
 
-async function* decodeFrame(r: ByteReader, name: string, reuse?: BlockBuffers): AsyncGenerator<Buffer> {
+async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer> {
   const desc = await r.read(2);
   if (!desc) throw formatError(`${name}: truncated frame header`, { name });
   const flg = desc[0]!;
@@ -182,11 +177,6 @@ async function* decodeFrame(r: ByteReader, name: string, reuse?: BlockBuffers): 
   const hash = contentChecksum ? xxh32Stream() : undefined;
   let dict: Buffer | undefined;
   let total = 0n;
-  const emit = (out: Buffer): Buffer => {
-    hash?.update(out);
-    total += BigInt(out.length);
-    return out;
-  };
   for (;;) {
     const szb = await r.read(4);
     if (!szb) throw formatError(`${name}: truncated (no end mark)`, { name });
@@ -195,34 +185,22 @@ async function* decodeFrame(r: ByteReader, name: string, reuse?: BlockBuffers): 
     const stored = (sz & 0x80000000) !== 0;
     const len = sz & 0x7fffffff;
     if (len > maxBlock) throw formatError(`${name}: block of ${len} bytes exceeds the frame's maximum ${maxBlock}`, { name });
-    if (reuse && independent) {
-      const block = await r.read(len, reuse.scratch(len));
-      if (!block) throw formatError(`${name}: truncated block`, { name });
-      if (blockChecksum) await checkBlock(r, block, name);
-      const out = reuse.nextOutput(maxBlock);
-      let n: number;
-      if (stored) n = block.copy(out);
-      else {
-        try {
-          n = decodeBlockInto(block, out);
-        } catch (err) {
-          if (!(err instanceof BlockError)) throw err;
-          throw formatError(`${name}: corrupt compressed block (${err.message})`, { name });
-        }
-      }
-      yield emit(out.subarray(0, n));
-      continue;
-    }
     const framed = await r.readPrefixed(len, 4);
     if (!framed) throw formatError(`${name}: truncated block`, { name });
     const block = framed.subarray(4);
-    if (blockChecksum) await checkBlock(r, block, name);
+    if (blockChecksum) {
+      const c = await r.read(4);
+      if (!c) throw formatError(`${name}: truncated block checksum`, { name });
+      if (c.readUInt32LE(0) !== xxh32(block)) throw formatError(`${name}: block checksum mismatch`, { name });
+    }
     const out = stored ? block : decompressPrefixed(framed, maxBlock, independent ? undefined : dict, name);
     if (!independent) {
       // Linked blocks may reference the previous 64 KiB of output.
       dict = dict && out.length < 65536 ? Buffer.concat([dict, out]).subarray(-65536) : out.subarray(-65536);
     }
-    yield emit(out);
+    hash?.update(out);
+    total += BigInt(out.length);
+    yield out;
   }
   if (hash) {
     const c = await r.read(4);
@@ -232,12 +210,6 @@ async function* decodeFrame(r: ByteReader, name: string, reuse?: BlockBuffers): 
   if (contentSize !== undefined && contentSize !== total) {
     throw formatError(`${name}: content size ${total} differs from the header's ${contentSize}`, { name });
   }
-}
-
-async function checkBlock(r: ByteReader, block: Buffer, name: string): Promise<void> {
-  const c = await r.read(4);
-  if (!c) throw formatError(`${name}: truncated block checksum`, { name });
-  if (c.readUInt32LE(0) !== xxh32(block)) throw formatError(`${name}: block checksum mismatch`, { name });
 }
 
 async function* decodeLegacy(r: ByteReader, name: string): AsyncGenerator<Buffer> {

@@ -12,7 +12,6 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { LsinitError } from '../errors.js';
 import { decodeFrames } from '../format/lz4.js';
-import { BlockBuffers } from '../format/lz4-block.js';
 import { hex8, walSegmentName } from '../format/paths.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import type { ReplicaClient } from '../replica/client.js';
@@ -80,16 +79,13 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
   const total = plan.snapshot.size + plan.indexes.reduce((a, x) => a + x.segments.reduce((b, s) => b + s.size, 0), 0);
   const progress: RestoreProgress = { downloaded: 0, total, applied: 0, indexes: plan.indexes.length };
   const report = () => opts.onProgress?.({ ...progress });
-  // Blocks decode into the same few buffers (lz4-block.ts); what the replica's streams deliver
-  // is new buffers: collect them every few MiB (see util/memory.ts).
-  const collect = gcPacer(GC_EVERY);
   const onBytes = (n: number) => {
     progress.downloaded += n;
     report();
-    collect(n);
   };
   const gen = plan.generation;
-  const blocks = new BlockBuffers();
+  // Every decompressed block is a new buffer: collect them every few MiB (see util/memory.ts).
+  const decoded = gcPacer(GC_EVERY);
   const fh = await fsp.open(tmp, 'w+');
   const flush = new WriteBack(fh, WRITE_BACK_EVERY);
   try {
@@ -101,10 +97,11 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       let pos = 0;
       let writing = Promise.resolve();
       try {
-        for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName, blocks)) {
+        for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName)) {
           await writing;
           writing = writeAllAsync(fh, chunk, pos);
           pos += chunk.length;
+          decoded(chunk.length);
         }
       } finally {
         await writing.catch(() => {}); // a failed write is thrown below; never two writes racing a retry
@@ -125,7 +122,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       ahead.ahead(k);
       const item = plan.indexes[k]!;
       const applier = new WALApplier(fh.fd, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`);
-      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, blocks, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
+      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, decoded, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
       const applied = applier.finish().frames;
       frames += applied;
       flush.wrote(applied * pageSize);
@@ -199,7 +196,7 @@ class WriteBack {
 const WRITE_BACK_EVERY = 32 << 20;
 /** Compressed bytes fetched ahead are bounded by this (indexes larger are streamed in their turn). */
 const PREFETCH_BUDGET = 8 << 20;
-/** Stored bytes read between two garbage collections during a restore. */
+/** Decompressed bytes between two garbage collections during a restore. */
 const GC_EVERY = 16 << 20;
 
 /**
@@ -209,7 +206,7 @@ const GC_EVERY = 16 << 20;
  * index, RestorePlan.endOffset) only the bytes before it are applied; the rest of its segment is
  * still read, so its checksums are still verified.
  */
-async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void, blocks: BlockBuffers, limit?: number): Promise<void> {
+async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void, decoded: (n: number) => void, limit?: number): Promise<void> {
   let written = 0;
   for (const [j, seg] of item.segments.entries()) {
     const name = `generations/${gen}/wal/${walSegmentName(seg.index, seg.offset)}`;
@@ -218,13 +215,13 @@ async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, a
     }
     const buf = fetched?.[j];
     if (buf) {
-      written += await feed(decodeFrames(once(buf), name, blocks), applier, name, (limit ?? Infinity) - seg.offset);
+      written += await feed(decodeFrames(once(buf), name), applier, name, decoded, (limit ?? Infinity) - seg.offset);
       continue;
     }
     const mark = applier.mark();
     written += await withRetry(async () => {
       try {
-        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name, blocks), applier, name, (limit ?? Infinity) - seg.offset);
+        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name), applier, name, decoded, (limit ?? Infinity) - seg.offset);
       } catch (err) {
         applier.rewind(mark);
         throw err;
@@ -237,7 +234,7 @@ async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, a
 }
 
 /** Push a segment's decompressed bytes into the applier; its refusals name the segment. */
-async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: string, cap = Infinity): Promise<number> {
+async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: string, decoded: (n: number) => void, cap = Infinity): Promise<number> {
   let n = 0;
   for await (const c of src) {
     try {
@@ -248,6 +245,7 @@ async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: strin
       throw err;
     }
     n += c.length;
+    decoded(c.length);
   }
   return n;
 }
