@@ -109,7 +109,8 @@ export interface MetaLockOptions {
   /** Aborts a wait (shutdown during start-up). */
   signal?: AbortSignal;
   pollMs?: number;
-  /** Injected for tests. */
+  /** Injected for tests (kernelLock: false takes the pid-check path). */
+  kernelLock?: boolean;
   pid?: number;
   hostname?: string;
   now?: () => number;
@@ -122,6 +123,7 @@ export class MetaLock {
   readonly path: string;
   private fd: number | undefined;
   private readonly o: MetaLockOptions;
+  private warned = false;
 
   constructor(cfg: Pick<DBConfig, 'path' | 'metaPath'>, opts: MetaLockOptions = {}) {
     this.db = cfg.path;
@@ -157,7 +159,7 @@ export class MetaLock {
 
   /** flock, or the pid check where flock is not available. */
   private lockFd(fd: number): MetaLockHolder | 'unknown' | undefined {
-    const fl = flock();
+    const fl = this.o.kernelLock === false ? { error: 'kernel lock disabled' } : flock();
     let why: string;
     if ('error' in fl) {
       why = fl.error;
@@ -167,7 +169,8 @@ export class MetaLock {
       if (fl.busy.has(errno)) return readHolder(this.path) ?? 'unknown';
       why = `flock failed (errno ${errno})`;
     }
-    this.o.log?.warn('cannot take a kernel lock on the meta directory; checking the pid recorded in it instead (a second lsinit in another container or pid namespace would not be seen)', { lock: this.path, error: why });
+    if (!this.warned) this.o.log?.warn('cannot take a kernel lock on the meta directory; checking the pid recorded in it instead (a second lsinit in another container or pid namespace would not be seen)', { lock: this.path, error: why });
+    this.warned = true;
     const h = readHolder(this.path);
     const me = this.o.pid ?? process.pid;
     return h && h.hostname === (this.o.hostname ?? osHostname()) && h.pid !== me && pidAlive(h.pid) ? h : undefined;

@@ -1,7 +1,8 @@
 /**
  * The meta-directory lock (src/replicate/meta-lock.ts) with real processes: a holder killed with
  * SIGKILL frees it at once, even while a child it spawned lives on (the lock is not inherited);
- * a waiter gives up after its limit or on abort; the probe used by restore changes nothing.
+ * a waiter gives up after its limit or on abort; the probe used by restore changes nothing; the
+ * pid check that stands in where flock is not available.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -94,6 +95,32 @@ describe('meta-directory lock', () => {
       assert.equal(c.held, true);
       c.release();
     } finally {
+      w.cleanup();
+    }
+  });
+
+  it('without flock: a live pid recorded on this host holds it, a dead one does not', async () => {
+    const w = workdir('metalock4');
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const cfg = { path: join(w.dir, 'app.db'), metaPath: join(w.dir, 'meta') };
+      const other = new MetaLock(cfg, { kernelLock: false, pid: sleeper.pid! });
+      assert.equal(other.tryLock(), undefined);
+      const warnings: string[] = [];
+      const log = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {}, child: () => log };
+      const me = new MetaLock(cfg, { kernelLock: false, log });
+      assert.equal((me.tryLock() as { pid: number }).pid, sleeper.pid);
+      assert.equal((me.tryLock() as { pid: number }).pid, sleeper.pid);
+      assert.equal(warnings.length, 1, 'warned once');
+      const exited = new Promise((r) => sleeper.once('exit', r));
+      sleeper.kill('SIGKILL');
+      await exited;
+      assert.equal(me.tryLock(), undefined);
+      assert.equal(JSON.parse(readFileSync(join(w.dir, 'meta', META_LOCK_NAME), 'utf8')).pid, process.pid);
+      me.release();
+      other.release();
+    } finally {
+      sleeper.kill('SIGKILL');
       w.cleanup();
     }
   });
