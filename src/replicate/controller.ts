@@ -276,18 +276,17 @@ export class Controller implements ControllerLike {
   }
 
   /**
-   * Between syncs: the monitor tick once monitor-interval has passed since the last sync; else,
-   * when the app committed, a sync as soon as a replica may ship again (or at the monitor tick),
-   * or at once when the WAL grew by a checkpoint's worth of pages: copied and checkpointed in
-   * steps of min-checkpoint-page-count, the WAL stays near the size the app's own autocheckpoint
-   * keeps it at, instead of growing for a whole sync interval past it (every commit of an app
-   * with wal_autocheckpoint on then attempts a checkpoint our read lock keeps from finishing).
+   * Between syncs: the monitor tick once monitor-interval has passed since the last one (the only
+   * sync that checkpoints, as Litestream's DB.Sync: see DB.maybeCheckpoint); else, when the app
+   * committed, a copy to the shadow WAL as soon as a replica may ship again, or at once when the
+   * WAL grew by min-checkpoint-page-count pages (a copy only, so one sync never has a whole
+   * interval of a fast writer's WAL to copy; it takes no lock the app could notice).
    */
   private poll(e: Entry): void {
     if (!this.running) return;
     const now = this.now();
     const monitorDue = e.lastTickAt + e.cfg.monitorIntervalMs;
-    if (now >= monitorDue) return this.tick(e);
+    if (now >= monitorDue) return this.tick(e, true);
     let frames = 0;
     try {
       frames = e.db.newFrames();
@@ -296,7 +295,7 @@ export class Controller implements ControllerLike {
     }
     if (frames === 0) return;
     const due = Math.min(monitorDue, ...e.replicas.filter((r) => !this.lost(e, r)).map((r) => (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs));
-    if (due <= now || frames >= e.cfg.minCheckpointPageCount) this.tick(e);
+    if (due <= now || frames >= e.cfg.minCheckpointPageCount) this.tick(e, false);
     else this.schedule(e, due - now);
   }
 
@@ -304,16 +303,17 @@ export class Controller implements ControllerLike {
     if (!this.running || e.pendingTick) return;
     e.pendingTick = setTimeout(() => {
       e.pendingTick = undefined;
-      this.tick(e);
+      this.tick(e, false);
     }, delayMs);
   }
 
-  private tick(e: Entry): void {
+  /** A sync of the database (`monitor`: Litestream's monitor tick, which may checkpoint), then the replicas that are due. */
+  private tick(e: Entry, monitor: boolean): void {
     if (!this.running) return;
     if (e.pendingTick) clearTimeout(e.pendingTick);
     e.pendingTick = undefined;
-    e.lastTickAt = this.now();
-    const changed = this.syncDB(e);
+    if (monitor) e.lastTickAt = this.now();
+    const changed = this.syncDB(e, monitor);
     const now = this.now();
     let wait = Infinity;
     for (const r of e.replicas) {
@@ -360,9 +360,9 @@ export class Controller implements ControllerLike {
     return { generation: gen, index: Math.min(...live.map((r) => (r.pos?.generation === gen ? r.pos.index : 0))) };
   }
 
-  private syncDB(e: Entry): boolean {
+  private syncDB(e: Entry, checkpoint: boolean): boolean {
     try {
-      const changed = e.db.sync(this.shipped(e));
+      const changed = e.db.sync(this.shipped(e), { checkpoint });
       e.syncFailingSince = undefined;
       return changed;
     } catch (err) {

@@ -4,16 +4,18 @@
  * the sync for the whole busy timeout), and walAdvanced tells a synced WAL from one with new commits.
  */
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { execa } from 'execa';
 import type { DBConfig } from '../../src/config/types.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { DB } from '../../src/sqlite/db.js';
-import { createDB, workdir } from '../helpers/replicate.js';
+import { applyWALFile } from '../../src/restore/apply.js';
+import { WRITER, createDB, dump, integrity, sleep, workdir } from '../helpers/replicate.js';
 
-function open(dir: string, minCheckpointPageCount: number, checkpointBusyTimeoutMs = 100): { path: string; db: DB } {
+function open(dir: string, minCheckpointPageCount: number, checkpointBusyTimeoutMs = 100, maxCheckpointPageCount = 0): { path: string; db: DB } {
   const path = join(dir, 'app.db');
   createDB(path);
   const cfg: DBConfig = {
@@ -22,7 +24,7 @@ function open(dir: string, minCheckpointPageCount: number, checkpointBusyTimeout
     monitorIntervalMs: 100,
     checkpointIntervalMs: 0,
     minCheckpointPageCount,
-    maxCheckpointPageCount: 0,
+    maxCheckpointPageCount,
     checkpointBusyTimeoutMs,
     replicas: [],
     keyPath: 'dbs[0]',
@@ -133,4 +135,44 @@ test('sync(shipped) removes the shadow WAL indexes below the one before the ship
   db.sync({ generation: gen, index: 3 });
   assert.deepEqual(files().slice(0, all.length - 2), all.filter((f) => Number.parseInt(f.slice(0, 8), 16) >= 2));
   assert.equal(files()[0], '00000002.wal');
+});
+
+test('at max-checkpoint-page-count the WAL restarts while a default-settings app commits without pause, and the shadow WAL holds every commit', { timeout: 120_000 }, async (t) => {
+  const w = workdir('ckpt-restart');
+  t.after(w.cleanup);
+  const { path, db } = open(w.dir, 100, 100, 400);
+  t.after(() => db.closeConnections());
+  db.sync();
+  const gen = db.generation!;
+  // The image the generation starts from: nothing has been checkpointed since its WAL began.
+  const base = join(w.dir, 'replayed.db');
+  copyFileSync(path, base);
+  // A separate process with SQLite's defaults (autocheckpoint 1000), one connection, no pause.
+  const app = execa(process.execPath, [WRITER, path, '--tx', '20000', '--conns', '1'], { reject: false });
+  let maxWAL = 0;
+  let syncs = 0;
+  while (app.exitCode === null) {
+    db.sync();
+    syncs++;
+    maxWAL = Math.max(maxWAL, statSync(`${path}-wal`).size);
+    await sleep(20);
+  }
+  const r = await app;
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  db.sync();
+  const frames = (bytes: number) => Math.floor((bytes - 32) / (24 + 4096));
+  assert.equal(db.generation, gen, 'continuity kept: no new generation (nothing was overwritten before it was copied)');
+  assert.ok(db.index >= 2, `the WAL restarted ${db.index} time(s) in ${syncs} syncs`);
+  // 20,000 transactions write tens of thousands of frames: without restarts the WAL holds them all.
+  assert.ok(frames(maxWAL) < 10_000, `WAL grew to ${frames(maxWAL)} frames`);
+  // Replaying every shadow WAL index onto the starting image gives the app's database.
+  const fd = openSync(base, 'r+');
+  try {
+    for (let i = 0; i <= db.index; i++) applyWALFile(fd, db.shadowPath(gen, i), 4096, `index ${i}`);
+  } finally {
+    closeSync(fd);
+  }
+  assert.equal(integrity(base), 'ok');
+  assert.deepEqual(dump(base), dump(path));
+  assert.equal(dump(path)['log']!.length > 15_000, true);
 });

@@ -223,6 +223,9 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
     snapshotMs: r() < 0.5 ? 0 : between(700, 3000),
     store: drawStoreParams(between),
   };
+  // The write-locked restart at max-checkpoint-page-count: 2–5 × the minimum (most trials reach it).
+  // From the seed, not the generator, so every other parameter of a seed stays what it was.
+  const maxCheckpoint = params.minCheckpoint * (2 + (seed % 4));
   const lagSlack = opts.lagSlackMs ?? 1500;
   const say = opts.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), `lsinit-torture-${seed}-`));
@@ -246,6 +249,7 @@ export async function runTrial(opts: TrialOptions): Promise<TrialResult> {
   - path: ${db}
     monitor-interval: 100ms
     min-checkpoint-page-count: ${params.minCheckpoint}
+    max-checkpoint-page-count: ${maxCheckpoint}
     replicas:
       - type: file
         path: ${replica}
@@ -354,7 +358,7 @@ ${proxy ? '        lease: { ttl: 3s }\n' : ''}` : ''}`);
     return files.sort().pop();
   };
 
-  say(`trial seed=${seed} fault=${kind} ${JSON.stringify(params)} dir=${dir}`);
+  say(`trial seed=${seed} fault=${kind} ${JSON.stringify({ ...params, maxCheckpoint })} dir=${dir}`);
   try {
     if (kind === 'sigterm-container') {
       // lsinit as PID 1 of a new PID namespace; the app is its child. SIGTERM to lsinit is
