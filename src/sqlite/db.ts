@@ -423,11 +423,11 @@ export class DB {
    * that writes without pause, where a passive checkpoint never lets the WAL restart (the app's
    * next commit lands before our restart write). Litestream 0.3 runs SQLite's RESTART, which holds
    * the write lock while it waits for the app's readers (#724), and after which the app may
-   * overwrite frames not yet copied. lsinit instead takes the write lock (waiting at most
-   * checkpoint-busy-timeout, else it tries again at the next checkpoint), copies what is left,
-   * back-fills from the read connection and lets go: the app's writers wait for that copy and
-   * back-fill, never for a reader, and nothing uncopied can be overwritten when the next write
-   * (ours or the app's) restarts the WAL.
+   * overwrite frames not yet copied. lsinit runs the passive checkpoint first, catches up, then
+   * takes the write lock (waiting at most checkpoint-busy-timeout, else it tries again at the next
+   * checkpoint), copies the last frames, back-fills them from the read connection and lets go: the
+   * app's writers wait for that short copy and back-fill, never for a reader, and nothing uncopied
+   * can be overwritten when the next write (ours or the app's) restarts the WAL.
    */
   checkpoint(mode: 'PASSIVE' | 'RESTART' = 'PASSIVE'): boolean {
     if (this.snapshotting > 0 || !this.conn) return false; // a snapshot is reading the file (Litestream #477)
@@ -438,15 +438,18 @@ export class DB {
     copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
     fsyncFile(this.walPath);
     let r: CheckpointResult | undefined;
-    if (mode === 'RESTART') {
+    this.releaseReadLock();
+    try {
+      r = this.runCheckpoint(this.conn);
+    } finally {
+      this.acquireReadLock();
+    }
+    if (mode === 'RESTART' && r) {
+      // Catch up (without a lock) on what the app committed meanwhile, so the locked pass has
+      // only the last few frames to copy, fsync and back-fill.
+      copyToShadow(this.shadow!, this.shadowPath(gen, this.index), this.walPath);
+      fsyncFile(this.walPath);
       r = this.checkpointLocked();
-    } else {
-      this.releaseReadLock();
-      try {
-        r = this.runCheckpoint(this.conn);
-      } finally {
-        this.acquireReadLock();
-      }
     }
     const walFrames = r?.log ?? -1;
     const complete = r?.complete ?? false;
@@ -507,6 +510,7 @@ export class DB {
       this.log.debug('write lock busy; the WAL restarts at a later checkpoint', { error: (err as Error).message });
       return undefined;
     }
+    const locked = performance.now();
     try {
       copyToShadow(this.shadow!, this.shadowPath(this.generation!, this.index), this.walPath);
       // A connection in a transaction cannot checkpoint: the read connection runs it. An app with
@@ -525,6 +529,7 @@ export class DB {
       }
     } finally {
       conn.exec('ROLLBACK');
+      this.log.debug('write lock held for a restart', { ms: Math.round(performance.now() - locked) });
     }
   }
 
