@@ -14,7 +14,6 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, DBConfig } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -25,6 +24,7 @@ import { restore } from '../restore/index.js';
 import { fixMmapThreshold } from '../util/memory.js';
 import { DB } from '../sqlite/db.js';
 import { processClock } from '../util/clock.js';
+import { leaseKey } from './early-start.js';
 import { finalSync } from './final-sync.js';
 import { LeaseGuard } from './lease-guard.js';
 import { MetaLocks } from './meta-lock.js';
@@ -32,8 +32,6 @@ import { describeConfig, type ControllerLike, type SyncFailure } from './types.j
 import { Validator } from './validate.js';
 
 const ERROR_LOG_EVERY_MS = 30_000;
-/** Longest wait for the first sync of the replicas at start (then they go on in the background). */
-const START_SYNC_WAIT_MS = 5000;
 /** WAL-index poll period: bounds the lag of a commit after a quiet spell. */
 export const POLL_MS = 50;
 
@@ -73,20 +71,26 @@ export class Controller implements ControllerLike {
    */
   private static readonly mmapFixed = fixMmapThreshold();
 
-  constructor(config: Config, log: Logger, opts: { now?: () => number; metaLocked?: boolean } = {}) {
+  /**
+   * `holderIds`: lease holder ids by `leaseKey(db, replica)`, when another thread of this process
+   * takes (or took) the leases first (early-start.ts); absent ones are random.
+   */
+  constructor(config: Config, log: Logger, opts: { now?: () => number; metaLocked?: boolean; holderIds?: Record<string, string> } = {}) {
     this.config = config;
     this.log = log;
     this.now = opts.now ?? processClock;
     this.locks = opts.metaLocked ? undefined : new MetaLocks(config.dbs, { log, signal: this.abort.signal });
-    this.entries = config.dbs.map((cfg) => {
+    this.entries = config.dbs.map((cfg, di) => {
       const dlog = log.child({ db: cfg.path });
       const db = new DB(cfg, dlog);
       const replicas = cfg.replicas.map((rc) => new Replica(db, rc, createClient(rc), dlog.child({ replica: rc.name }), { now: this.now }));
       const e: Entry = { cfg, db, replicas, log: dlog, timers: [], pendingTick: undefined, lastTickAt: 0, lastErrorLog: new Map(), leases: new Map(), syncFailingSince: undefined, syncError: undefined };
-      for (const r of replicas) {
+      replicas.forEach((r, ri) => {
         const lc = r.cfg.lease;
-        if (!lc) continue;
+        if (!lc) return;
+        const holderId = opts.holderIds?.[leaseKey(di, ri)];
         e.leases.set(r, new LeaseGuard({
+          ...(holderId === undefined ? {} : { holderId }),
           store: leaseStoreFor(r.cfg.type, r.cfg.settings),
           replica: r.name,
           ttlMs: lc.ttlMs,
@@ -103,7 +107,7 @@ export class Controller implements ControllerLike {
             this.schedule(e, 0);
           },
         }));
-      }
+      });
       return e;
     });
   }
@@ -227,7 +231,21 @@ export class Controller implements ControllerLike {
     }
   }
 
-  async start(): Promise<void> {
+  /** The running start(), which close() lets settle first (its leases and timers are then known). */
+  private starting: Promise<void> | undefined;
+
+  /**
+   * Open every database (read lock, shadow WAL copy: from then on nothing committed is lost) and
+   * take the leases; the first sync to each replica is started, not awaited. The app need not
+   * wait for a store: its data is protected once the shadow WAL holds it, and a store that is slow
+   * or hangs must not keep the app down (later ticks and the final sync ship everything).
+   */
+  start(): Promise<void> {
+    this.starting = this.startInner();
+    return this.starting;
+  }
+
+  private async startInner(): Promise<void> {
     this.running = true;
     // A database that cannot be replicated at all (missing directory, not SQLite) is fatal at
     // start: better no app than an app whose data is not protected. Checked reading only the
@@ -259,9 +277,8 @@ export class Controller implements ControllerLike {
       }
     }
     for (const e of this.entries) {
-      // The first sync to each replica, but the app does not wait long for it: a store that
-      // hangs must not keep the app down (the shadow WAL holds everything; later ticks ship it).
-      await Promise.race([Promise.all(e.replicas.map((r) => this.syncReplica(e, r))), sleep(START_SYNC_WAIT_MS, undefined, { ref: false })]);
+      if (!this.running) return; // close() began while the leases were taken
+      for (const r of e.replicas) void this.syncReplica(e, r);
       e.timers.push(setInterval(() => this.poll(e), Math.max(10, Math.min(POLL_MS, e.cfg.monitorIntervalMs))));
       for (const r of e.replicas) {
         if (r.cfg.retentionMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
@@ -389,6 +406,7 @@ export class Controller implements ControllerLike {
   async close(opts: { deadline: number; fast?: boolean }): Promise<{ failures: SyncFailure[] }> {
     this.running = false;
     this.abort.abort();
+    await this.starting?.catch(() => {});
     const failures: SyncFailure[] = [];
     for (const e of this.entries) {
       for (const t of e.timers) clearInterval(t);

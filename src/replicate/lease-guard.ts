@@ -82,7 +82,7 @@ export class LeaseGuard {
     this.holder = {
       hostname: opts.hostname ?? osHostname(),
       pid: opts.pid ?? process.pid,
-      id: randomBytes(8).toString('hex'),
+      id: opts.holderId ?? randomBytes(8).toString('hex'),
       startedAt: new Date(this.now()).toISOString(),
     };
   }
@@ -117,9 +117,10 @@ export class LeaseGuard {
           return;
         }
         if (rec.lease.holder.id === this.holder.id) {
-          // Our own write whose response was lost and whose retry hit the precondition: renew it
-          // at once, so our deadline counts from a write we know the time of.
-          await this.take((l) => this.o.store.replace(l, rec.token), undefined);
+          // Our own write whose response was lost and whose retry hit the precondition, or the
+          // lease another thread of this process took under our holder id: renew it at once, so
+          // our deadline counts from a write we know the time of.
+          await this.take((l) => this.o.store.replace(l, rec.token), undefined, false, this.o.holderId !== undefined);
           return;
         }
         if (rec.corrupt !== undefined) {
@@ -352,7 +353,7 @@ export class LeaseGuard {
   }
 
   /** Write our lease with `write`, read it back, and start renewing. */
-  private async take(write: (lease: Lease) => Promise<string>, previous: LeaseRecord | undefined, regain = false): Promise<void> {
+  private async take(write: (lease: Lease) => Promise<string>, previous: LeaseRecord | undefined, regain = false, handedOver = false): Promise<void> {
     const at = this.mono();
     const lease = this.lease();
     await this.timed(previous || regain ? 'replace' : 'create', () => write(lease));
@@ -370,7 +371,8 @@ export class LeaseGuard {
     this.lastFailure = undefined;
     LIVE_HERE.add(this.holder.id);
     this.setDeadline(at + this.ttlMs);
-    if (!regain) this.o.log?.info('replica lease acquired', { replica: this.o.replica, location: this.o.store.location, expiresAt: lease.expiresAt, holderId: this.holder.id });
+    if (handedOver) this.o.log?.debug('replica lease taken over from this process\'s other thread', { replica: this.o.replica, holderId: this.holder.id });
+    else if (!regain) this.o.log?.info('replica lease acquired', { replica: this.o.replica, location: this.o.store.location, expiresAt: lease.expiresAt, holderId: this.holder.id });
     this.schedule(this.renewIntervalMs);
     if (previous) {
       const msg = previous.corrupt !== undefined

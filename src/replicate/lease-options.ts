@@ -38,9 +38,15 @@ export interface LeaseGuardOptions {
   sameHostTakeover?: boolean;
   /** Whether a pid runs on this host (default: process.kill(pid, 0)). */
   pidAlive?: (pid: number) => boolean;
-  /** Holder identity overrides (tests; the id is always random). */
+  /** Holder identity overrides (tests). */
   hostname?: string;
   pid?: number;
+  /**
+   * The holder id (default random). Threads of one process share it: the init's main thread takes
+   * the lease before the app starts and the replication worker's guard, finding its own id in the
+   * store, renews it as its own (early-start.ts). Never shared between processes.
+   */
+  holderId?: string;
   /** Wall clock (ms): the stored expiry, and other holders' expiries, are wall-clock times. */
   now?: () => number;
   /** Monotonic clock (ms) for our own deadline and waits (default performance.now). */

@@ -11,8 +11,10 @@
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/types.js';
 import type { Level, Logger } from '../log/logger.js';
+import { errorMessage } from '../errors.js';
 import { holdWALs } from '../sqlite/wal-guard.js';
 import { MetaLocks } from './meta-lock.js';
+import { canStartEarly, holdEarly, newHolderIds, type EarlyHold } from './early-start.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 import { pack, unpackError, type CallOp, type FromWorker, type ToWorker } from './worker-protocol.js';
 import type { WorkerData } from './worker.js';
@@ -37,13 +39,18 @@ export class WorkerController implements ControllerLike {
    * anything until the worker has ended (meta-lock.ts); the worker's controller takes none.
    */
   private readonly locks: MetaLocks;
+  /** Lease holder ids, shared with the worker (early-start.ts). */
+  private readonly holderIds: Record<string, string>;
+  /** Read locks and leases the main thread took so the app could start before the worker. */
+  private early: EarlyHold | undefined;
   private readonly abort = new AbortController();
 
   constructor(config: Config, log: Logger) {
     this.config = config;
     this.log = log;
     this.locks = new MetaLocks(config.dbs, { log, signal: this.abort.signal });
-    const data: WorkerData = { config: pack(config), level: config.logging.level as Level, metaLocked: true };
+    this.holderIds = newHolderIds(config);
+    const data: WorkerData = { config: pack(config), level: config.logging.level as Level, metaLocked: true, holderIds: this.holderIds };
     this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: WORKER_RESOURCE_LIMITS });
     this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve, reject }));
     this.ready.catch(() => {}); // reported through the first call
@@ -85,20 +92,58 @@ export class WorkerController implements ControllerLike {
     return describeConfig(this.config);
   }
 
+  /** Nothing to restore when every database is present: then the worker is not waited for. */
   async restoreMissing(): Promise<void> {
     await this.locks.acquire();
+    if (canStartEarly(this.config)) {
+      for (const d of this.config.dbs) this.log.child({ db: d.path }).info('database exists, not restoring');
+      return;
+    }
     await this.call('restoreMissing');
   }
 
+  /**
+   * With every database present, protect them and take the leases from this thread and return
+   * (the app may start) while the worker starts; our read locks are let go once it holds its own
+   * (early-start.ts). A worker that cannot start then is reported like one that died: the app runs
+   * on, the final sync fails. Otherwise the worker does it all before this returns.
+   */
   async start(): Promise<void> {
     await this.locks.acquire();
-    await this.call('start');
+    const early = canStartEarly(this.config) ? await this.holdEarly() : undefined;
+    if (!early) {
+      await this.call('start');
+      return;
+    }
+    this.call('start').then(
+      () => early.handOver(),
+      (err: unknown) => {
+        this.log.error('replication could not start; the app keeps running without it', { error: errorMessage(err) });
+        early.handOver(); // held on, our read locks would stop the app's checkpoints for good
+      },
+    );
   }
+
+  /** A refused lease ends the start here: the worker never opens the databases (close() has nothing to sync). */
+  private async holdEarly(): Promise<EarlyHold | undefined> {
+    try {
+      this.holding = holdEarly(this.config, this.holderIds, this.log, this.abort.signal);
+      this.early = await this.holding;
+      return this.early;
+    } catch (err) {
+      this.refused = true;
+      throw err;
+    }
+  }
+
+  private refused = false;
+  private holding: Promise<EarlyHold | undefined> | undefined;
 
   async close(opts: { deadline: number; fast?: boolean }): Promise<{ failures: SyncFailure[] }> {
     this.abort.abort();
-    // Refused (or stopped while waiting for the lock): the databases belong to another process.
-    if (!this.locks.held) return { failures: [] };
+    await this.holding?.catch(() => {}); // a lease wait ends at the abort
+    // Refused (or stopped while waiting for the lock or a lease): the databases belong to another process.
+    if (!this.locks.held || this.refused) return { failures: [] };
     try {
       return (await this.call('close', opts)) as { failures: SyncFailure[] };
     } catch (err) {
@@ -117,10 +162,12 @@ export class WorkerController implements ControllerLike {
   /** After the final sync: close the metrics server, keep every -wal past the worker's end, stop it. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
+    this.abort.abort();
     await this.call('shutdown').catch(() => {});
     this.disposed = true;
     // Not ours (refused by another process's lock): not even a read transaction on them.
-    if (this.locks.held) holdWALs(this.config.dbs.map((d) => d.path));
+    if (this.early) await this.early.finish();
+    else if (this.locks.held) holdWALs(this.config.dbs.map((d) => d.path));
     await this.worker.terminate();
     this.locks.release();
   }

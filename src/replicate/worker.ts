@@ -18,6 +18,8 @@ export interface WorkerData {
   level: Level;
   /** The main thread holds the meta-directory locks (worker-controller.ts). */
   metaLocked?: boolean;
+  /** Lease holder ids shared with the main thread (early-start.ts). */
+  holderIds: Record<string, string>;
 }
 
 function forwardingLogger(port: NonNullable<typeof parentPort>, min: Level, bound: Fields = {}): Logger {
@@ -43,7 +45,7 @@ async function main(port: NonNullable<typeof parentPort>): Promise<void> {
   const data = workerData as WorkerData;
   const config = unpack(data.config) as Config;
   const log = forwardingLogger(port, data.level);
-  const controller = new Controller(config, log, { metaLocked: data.metaLocked === true });
+  const controller = new Controller(config, log, { metaLocked: data.metaLocked === true, holderIds: data.holderIds });
   let lastExitCode: number | undefined;
   // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
   let metrics: { close(): Promise<void> } | undefined;

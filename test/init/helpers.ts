@@ -1,9 +1,10 @@
 /** Shared helpers for the init tests: launching lsinit (optionally as PID 1) and fake controllers. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, rmSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import type { Logger } from '../../src/log/logger.js';
 import type { ControllerLike, SyncFailure } from '../../src/replicate/types.js';
 import type { SignalSource } from '../../src/init/signal-hub.js';
@@ -16,6 +17,19 @@ export function tmp(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'lsinit-init-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/** `dir`/app.db in WAL mode with a table t (id, v), and `dir`/lsinit.yml replicating it to `dir`/replica. */
+export function fileReplicated(dir: string): { db: string; cfg: string; replica: string } {
+  const db = join(dir, 'app.db');
+  const d = new Database(db);
+  d.pragma('journal_mode = wal');
+  d.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
+  d.close();
+  const replica = join(dir, 'replica');
+  const cfg = join(dir, 'lsinit.yml');
+  writeFileSync(cfg, `dbs:\n  - path: ${db}\n    replicas:\n      - type: file\n        path: ${replica}\n`);
+  return { db, cfg, replica };
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -6,12 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { pack, unpack } from '../../src/replicate/worker-protocol.js';
-import { ROOT, tmp } from './helpers.js';
+import { fileReplicated, ROOT, tmp } from './helpers.js';
 
 test('pack/unpack: non-enumerable settings (secrets) survive a structured clone and stay non-enumerable', () => {
   const settings = { bucket: 'b', nested: [{ a: 1 }] };
@@ -35,13 +34,7 @@ function runInit(cfg: string, db: string, code: string): Promise<{ code: number 
 
 test('a second init run on the same database continues the generation (the WAL outlives the worker)', { timeout: 120_000 }, async (t) => {
   const dir = tmp(t);
-  const db = join(dir, 'app.db');
-  const d = new Database(db);
-  d.pragma('journal_mode = wal');
-  d.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
-  d.close();
-  const cfg = join(dir, 'lsinit.yml');
-  writeFileSync(cfg, `dbs:\n  - path: ${db}\n    replicas:\n      - type: file\n        path: ${join(dir, 'replica')}\n`);
+  const { db, cfg } = fileReplicated(dir);
   const write = "const D = require('better-sqlite3'); const d = new D(process.env.DB); d.prepare('INSERT INTO t (v) VALUES (?)').run('row'); d.close();";
   const first = await runInit(cfg, db, write);
   assert.equal(first.code, 0, first.output);

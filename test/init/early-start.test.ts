@@ -1,0 +1,81 @@
+/**
+ * Init mode with every database present starts the app before the replication worker is up
+ * (src/replicate/early-start.ts): the main thread takes the leases of `file` replicas and a read
+ * transaction on each database, and lets go of it once the worker holds its own. What that must
+ * keep: everything the app commits before the worker arrives reaches the replica (the read
+ * transaction stops the app's own checkpoints from restarting the WAL under us, so the generation
+ * continues), and a lease held by another instance still keeps the app from starting.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { fileReplicated, ROOT, tmp } from './helpers.js';
+
+const BIN = join(ROOT, 'bin/lsinit.js');
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): { done: Promise<{ code: number | null; output: string }>; kill: (sig: NodeJS.Signals) => void; output: () => string } {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A run that hangs must fail its test, not keep the test file alive.
+  const limit = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  child.on('exit', () => clearTimeout(limit));
+  let output = '';
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+  return { done: new Promise((r) => child.on('exit', (c) => r({ code: c, output }))), kill: (sig) => child.kill(sig), output: () => output };
+}
+
+function setup(t: { after: (fn: () => void) => void }): { dir: string; db: string; cfg: string; replica: string } {
+  const dir = tmp(t);
+  return { dir, ...fileReplicated(dir) };
+}
+
+// 3,000 one-row transactions at SQLite's defaults (wal_autocheckpoint 1000): the app checkpoints
+// twice or more while it writes, from its first write on.
+const WRITE = "const D = require('better-sqlite3'); const d = new D(process.env.DB); const s = d.prepare('INSERT INTO t (v) VALUES (?)'); for (let i = 0; i < 3000; i++) s.run('r' + i); d.close();";
+
+test('the app starts before the worker opens the database; what it commits meanwhile, through its own checkpoints, is replicated and the generation continues', { timeout: 120_000 }, async (t) => {
+  const { dir, db, cfg, replica } = setup(t);
+  const first = await run(['-config', cfg, '--', process.execPath, '-e', WRITE], { DB: db }).done;
+  assert.equal(first.code, 0, first.output);
+  const gen = /msg="sync: new generation".* generation=([0-9a-f]{16})/.exec(first.output)?.[1];
+  assert.ok(gen, first.output);
+  const second = await run(['-config', cfg, '--', process.execPath, '-e', WRITE], { DB: db }).done;
+  assert.equal(second.code, 0, second.output);
+  // The worker logs its first look at the database only once asked to start, which is after the
+  // app was started here (before this change, the app waited for it).
+  const started = second.output.indexOf('msg="app started"');
+  const opened = second.output.indexOf('msg="continuing generation"');
+  assert.ok(started >= 0 && opened > started, second.output);
+  // The app's checkpoints could not restart the WAL before the worker copied it.
+  assert.match(second.output, new RegExp(`msg="continuing generation".* generation=${gen}`));
+  assert.doesNotMatch(second.output, /new generation/);
+  const restored = join(dir, 'restored.db');
+  const r = await run(['restore', '-o', restored, `file://${replica}`]).done;
+  assert.equal(r.code, 0, r.output);
+  const rd = new Database(restored, { readonly: true });
+  const rows = rd.prepare('SELECT v FROM t ORDER BY id').all() as { v: string }[];
+  assert.equal(rows.length, 6000);
+  assert.deepEqual([rows[0], rows[2999], rows[3000], rows[5999]], [{ v: 'r0' }, { v: 'r2999' }, { v: 'r0' }, { v: 'r2999' }]);
+  assert.equal(rd.pragma('integrity_check', { simple: true }), 'ok');
+  rd.close();
+});
+
+test('a lease held by another instance keeps the app from starting, and the database is not opened for replication', { timeout: 120_000 }, async (t) => {
+  const { dir, db, cfg } = setup(t);
+  // The app outlives nothing by long: killed with lsinit, or gone after 30 s if lsinit was killed first.
+  const holder = run(['-config', cfg, '--', process.execPath, '-e', 'setTimeout(() => {}, 30_000)']);
+  t.after(() => holder.kill('SIGTERM'));
+  for (let i = 0; i < 400 && !holder.output().includes('msg="sync: new generation"'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(holder.output(), /msg="sync: new generation"/);
+  const marker = join(dir, 'second-app-ran');
+  const second = await run(['-config', cfg, '--', process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x')`]).done;
+  assert.equal(second.code, 1, second.output);
+  assert.match(second.output, /LSINIT_ERR_LEASE|in use by another lsinit/);
+  assert.equal(existsSync(marker), false, 'the second app must not run');
+  assert.doesNotMatch(second.output, /msg="(sync: new generation|continuing generation)"/);
+  holder.kill('SIGTERM');
+  assert.equal((await holder.done).code, 143);
+});
