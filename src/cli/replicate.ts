@@ -78,8 +78,21 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
   process.on('SIGTERM', on);
   // Everything from here runs in a race with the second signal: a start-up or a final sync that hangs
   // on an unreachable replica must not keep lsinit alive after it.
+  const shutDown = async (metrics?: { close(): Promise<void> }): Promise<number> => {
+    const { failures } = await controller.close({ deadline: Date.now() + (shutdownMs ?? 9000) });
+    await metrics?.close();
+    for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
+    log.info('lsinit shut down');
+    return failures.length ? 1 : 0;
+  };
   const serve = async (): Promise<number> => {
-    await controller.start();
+    // A stop during start-up (a -lease-wait, another process's database lock, a store slow to
+    // answer) must not wait for the start to end: close() aborts its waits and lets it settle.
+    const early = await Promise.race([controller.start().then(() => undefined), stopped]);
+    if (early !== undefined) {
+      log.info('signal received during start-up, lsinit shutting down', { signal: early });
+      return shutDown();
+    }
     // Litestream 0.3 starts the metrics server after opening the databases; a bind failure is
     // logged and replication goes on (replicate.go: "cannot start metrics server").
     let metrics: { close(): Promise<void> } | undefined;
@@ -94,11 +107,7 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
     const sig = await stopped;
     // lsinit's own name, not Litestream's "litestream shutting down": docs/migrating.md (log lines).
     log.info('signal received, lsinit shutting down', { signal: sig });
-    const { failures } = await controller.close({ deadline: Date.now() + (shutdownMs ?? 9000) });
-    await metrics?.close();
-    for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
-    log.info('lsinit shut down');
-    return failures.length ? 1 : 0;
+    return shutDown(metrics);
   };
   return Promise.race([serve(), abandoned]);
 }

@@ -406,7 +406,10 @@ export class Controller implements ControllerLike {
   async close(opts: { deadline: number; fast?: boolean }): Promise<{ failures: SyncFailure[] }> {
     this.running = false;
     this.abort.abort();
-    await this.starting?.catch(() => {});
+    // A start that failed (refused, or stopped while waiting for the lock or a lease) handed its
+    // leases back and opened nothing to sync: no final sync, which would open the databases now.
+    let startError: unknown;
+    const startFailed = await this.starting?.then(() => false, (err: unknown) => ((startError = err), true));
     const failures: SyncFailure[] = [];
     for (const e of this.entries) {
       for (const t of e.timers) clearInterval(t);
@@ -414,6 +417,13 @@ export class Controller implements ControllerLike {
     }
     // Refused (or stopped while waiting for the lock): the databases belong to another process.
     if (this.locks && !this.locks.held) return { failures };
+    if (startFailed) {
+      this.locks?.release();
+      // Stopped while waiting is what was asked for; a refused start is a failure to report (the
+      // init's app may have run meanwhile, unprotected).
+      if ((startError as Error | undefined)?.name === 'AbortError') return { failures };
+      return { failures: this.entries.map((e) => ({ db: e.cfg.path, replica: '(replication)', error: `replication did not start: ${errorMessage(startError)}` })) };
+    }
     await Promise.all(this.entries.map(async (e) => {
       try {
         e.db.sync();

@@ -72,6 +72,46 @@ describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller 
     }
   });
 
+  it('SIGTERM while waiting for a lease (-lease-wait) or for the database lock ends the wait at once: exit 0, the holder untouched', async () => {
+    const w = workdir('wire6');
+    try {
+      const replica = join(w.dir, 'replica');
+      mkdirSync(join(w.dir, 'a'));
+      mkdirSync(join(w.dir, 'b'));
+      const a = fileConfig(join(w.dir, 'a'), { replica });
+      // Another database on the same replica: only the lease is in the way.
+      const b = fileConfig(join(w.dir, 'b'), { replica });
+      createDB(a.db);
+      createDB(b.db);
+      const first = await startReplicate(a.cfg);
+      const { spawnLsinit } = await import('../helpers/cli.js');
+      try {
+        for (const cfg of [b.cfg, a.cfg]) {
+          // b.cfg waits for the replica lease; a.cfg (the same database) for the database's lock.
+          const waiter = spawnLsinit(['replicate', '-config', cfg, '-lease-wait', '-lease-max-wait', '5m'], { all: true, buffer: true });
+          let out = '';
+          waiter.all!.on('data', (d: Buffer) => (out += d.toString()));
+          for (let i = 0; i < 600 && !/waiting for it/.test(out); i++) await sleep(50);
+          assert.match(out, /waiting for it/);
+          const t0 = Date.now();
+          waiter.kill('SIGTERM'); // execa sends SIGKILL 5 s later if it is still running
+          const r = await waiter;
+          assert.equal(r.exitCode, 0, out);
+          assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms:\n${out}`);
+          assert.doesNotMatch(out, /msg=replicating/);
+        }
+        // The first instance still holds its lease and replicates.
+        await writer(a.db, ['--tx', '5']);
+        assert.equal(JSON.parse(readFileSync(join(replica, 'lsinit-lease.json'), 'utf8')).holder.pid, first.child.pid);
+      } finally {
+        first.child.kill('SIGTERM');
+      }
+      assert.equal((await first.child).exitCode, 0, first.output());
+    } finally {
+      w.cleanup();
+    }
+  });
+
   it('a lease stolen mid-run stops replication to that replica loudly; shutdown reports it', async () => {
     const w = workdir('wire3');
     try {
