@@ -447,7 +447,8 @@ export class Controller implements ControllerLike {
         } else if (guard) {
           guard.stop();
         }
-        if (guard) await guard.store.close().catch(() => {});
+        // Bounded too: an SFTP store still dialling a server that never answers waits out its dial timeout (30 s).
+        if (guard) await withDeadline(guard.store.close(), Math.max(250, opts.deadline - Date.now()), 'lease store close timed out').catch(() => {});
       }));
       e.db.stop();
     }));

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +14,25 @@ import { lsinit } from '../helpers/cli.js';
 import { createDB, dump, fileConfig, integrity, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
 
 const wired = 'acquireLeases' in Controller.prototype;
+
+/** A database with a file replica `local` and an SFTP replica `offsite` at 127.0.0.1:`port`. */
+function localAndSftp(dir: string, port: number): { db: string; replica: string; cfg: string } {
+  const db = join(dir, 'app.db');
+  const replica = join(dir, 'replica');
+  const cfg = join(dir, 'lsinit.yml');
+  writeFileSync(cfg, `dbs:
+  - path: ${db}
+    monitor-interval: 100ms
+    replicas:
+      - name: local
+        path: ${replica}
+        sync-interval: 100ms
+      - name: offsite
+        url: sftp://backup:pw@127.0.0.1:${port}/srv/app
+        sync-interval: 100ms
+`);
+  return { db, replica, cfg };
+}
 
 describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller wiring of the lease not applied yet' }, () => {
   it('a second replicate on the same replica refuses naming the first; after SIGTERM it starts', async () => {
@@ -139,20 +159,7 @@ describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller 
   it('a replica whose store does not answer at start does not block the others or the start', async () => {
     const w = workdir('wire5');
     try {
-      const db = join(w.dir, 'app.db');
-      const replica = join(w.dir, 'replica');
-      const cfg = join(w.dir, 'lsinit.yml');
-      writeFileSync(cfg, `dbs:
-  - path: ${db}
-    monitor-interval: 100ms
-    replicas:
-      - name: local
-        path: ${replica}
-        sync-interval: 100ms
-      - name: offsite
-        url: sftp://backup:pw@127.0.0.1:1/srv/app
-        sync-interval: 100ms
-`);
+      const { db, replica, cfg } = localAndSftp(w.dir, 1);
       createDB(db);
       const a = await startReplicate(cfg);
       assert.ok(existsSync(join(replica, 'lsinit-lease.json')));
@@ -165,6 +172,31 @@ describe('lease wiring (lsinit replicate)', { skip: wired ? false : 'controller 
       assert.equal((await lsinit(['restore', '-o', out, `file://${replica}`])).exitCode, 0);
       assert.deepEqual(dump(out), dump(snapshotCopy(db, join(w.dir, 'src.db'))));
     } finally {
+      w.cleanup();
+    }
+  });
+
+  it('a lease store whose server accepts and never answers does not hold the shutdown past its budget', async () => {
+    const w = workdir('wire7');
+    // Accepts, never sends the SSH banner: a connection attempt waits for its dial timeout (30 s).
+    const sockets: Socket[] = [];
+    const silent = createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const { db, cfg } = localAndSftp(w.dir, (silent.address() as AddressInfo).port);
+      createDB(db);
+      const a = await startReplicate(cfg, ['-shutdown-timeout', '2s']);
+      await writer(db, ['--tx', '5']);
+      const t0 = Date.now();
+      a.child.kill('SIGTERM'); // execa sends SIGKILL 5 s later if it is still running
+      const r = await a.child;
+      assert.equal(r.exitCode, 1, a.output());
+      assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms:\n${a.output()}`);
+      assert.match(a.output(), /final sync failed.*offsite/);
+      assert.match(a.output(), /final sync done.*replica=local/);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
       w.cleanup();
     }
   });
