@@ -42,8 +42,11 @@ export async function finalSync(r: Replica, guard: LeaseGuard | undefined, opts:
   // WAL while this one ships (torture seed 600015), and those are not this stop's to wait for.
   const goal = r.localPos();
   if (guard?.state === 'lost') return { settled: true, error: new Error(guard.lostError?.message ?? 'replica lease lost') };
-  // Unconfirmed (store trouble): re-read it and take it back if nobody else holds it.
-  while (guard?.state === 'unsure' && !(await guard.confirm()) && guard.state === 'unsure' && left() > guard.recheckMs) {
+  // Unconfirmed (store trouble): re-read it and take it back if nobody else holds it. A re-read
+  // may wait up to three request timeouts (10 s each with a long ttl): never past the deadline.
+  while (guard?.state === 'unsure') {
+    const confirmed = await within(guard.confirm(), left());
+    if (confirmed !== false || guard.state !== 'unsure' || left() <= guard.recheckMs) break;
     await sleep(Math.min(500, guard.recheckMs));
   }
   let error: unknown;
@@ -85,6 +88,12 @@ function isPermanent(err: unknown): boolean {
 
 function deadlineError(r: Replica): Error {
   return new Error(`final sync of replica ${r.name} did not finish before the shutdown deadline`);
+}
+
+/** `p`'s value, or undefined when it has not settled within `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<undefined>((res) => (t = setTimeout(() => res(undefined), Math.max(0, ms))))]).finally(() => clearTimeout(t));
 }
 
 type Settled = { state: 'ok' } | { state: 'error'; error: unknown } | { state: 'timeout' };

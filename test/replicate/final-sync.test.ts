@@ -11,13 +11,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { parseConfig } from '../../src/config/file.js';
 import { nullLogger } from '../../src/log/logger.js';
 import type { Body, Pos, WALSegmentInfo } from '../../src/replica/client.js';
 import { FileReplicaClient } from '../../src/replica/clients/file.js';
 import { Replica } from '../../src/replica/replica.js';
+import { FileLeaseStore } from '../../src/replica/lease/file.js';
+import type { LeaseStore } from '../../src/replica/lease/types.js';
 import { finalSync } from '../../src/replicate/final-sync.js';
+import { LeaseGuard } from '../../src/replicate/lease-guard.js';
 import { DB } from '../../src/sqlite/db.js';
 import { createDB } from '../helpers/replicate.js';
 
@@ -64,6 +68,48 @@ describe('final sync', () => {
       assert.ok(a.pos && a.pos.offset > atStop.offset, 'a\'s snapshot shipped the newer commit first');
     } finally {
       app.close();
+      db.closeConnections();
+    }
+  });
+
+  it('an unconfirmed lease whose store stopped answering is re-read only until the deadline', async () => {
+    const path = join(dir, 'unsure.db');
+    createDB(path);
+    const text = `dbs:\n  - path: ${path}\n    replicas:\n      - name: u\n        type: file\n        path: ${join(dir, 'u')}\n`;
+    const cfg = parseConfig(Buffer.from(text), { file: join(dir, 'lsinit.yml'), expandEnv: false, env: {}, cwd: dir }).dbs[0]!;
+    const db = new DB(cfg, nullLogger);
+    const r = new Replica(db, cfg.replicas[0]!, new FileReplicaClient({ path: join(dir, 'u') }), nullLogger);
+    // The store accepts and never answers once `hang` is set (a request times out after 3 s).
+    const inner = new FileLeaseStore({ path: join(dir, 'u') });
+    let hang = false;
+    const never = <T>(): Promise<T> => new Promise<T>(() => {});
+    const store: LeaseStore = {
+      type: inner.type,
+      location: inner.location,
+      read: () => (hang ? never() : inner.read()),
+      create: (l) => (hang ? never() : inner.create(l)),
+      replace: (l, t) => (hang ? never() : inner.replace(l, t)),
+      delete: (t) => (hang ? never() : inner.delete(t)),
+      close: () => inner.close(),
+    };
+    const guard = new LeaseGuard({ store, ttlMs: 1500, renewIntervalMs: 300, requestTimeoutMs: 3000, recheckMs: 1000 });
+    // The guard's request timers do not keep a process alive; in lsinit other handles do.
+    const alive = setInterval(() => {}, 1000);
+    try {
+      await guard.acquire();
+      db.sync();
+      await r.sync();
+      hang = true;
+      for (let i = 0; i < 60 && guard.state !== 'unsure'; i++) await sleep(50);
+      assert.equal(guard.state, 'unsure');
+      const t0 = Date.now();
+      const res = await finalSync(r, guard, { deadline: t0 + 500, ensureLease: async () => {} });
+      const took = Date.now() - t0;
+      assert.ok(took < 1200, `the final sync took ${took} ms for a 500 ms budget`);
+      assert.match(String(res.error), /did not finish before the shutdown deadline|not confirmed/);
+    } finally {
+      clearInterval(alive);
+      guard.stop();
       db.closeConnections();
     }
   });
