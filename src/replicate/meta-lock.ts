@@ -17,7 +17,7 @@
  * recorded holder counts as live when it is on this host and its pid runs. It cannot see a holder
  * in another pid namespace or container; a warning says so.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, constants as fsConstants, writeSync } from 'node:fs';
+import { closeSync, existsSync, accessSync, ftruncateSync, mkdirSync, openSync, readFileSync, constants as fsConstants, writeSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleepTimer } from 'node:timers/promises';
@@ -139,7 +139,7 @@ export class MetaLock {
   tryLock(): MetaLockHolder | 'unknown' | undefined {
     if (this.fd !== undefined) return undefined;
     try {
-      mkdirSync(dirname(this.path), { recursive: true });
+      makeMetaDir(dirname(this.path));
       // No O_TRUNC: the holder's record stays as it is until we hold the lock.
       const fd = openSync(this.path, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o644);
       const busy = this.lockFd(fd);
@@ -241,5 +241,18 @@ export class MetaLocks {
   release(): void {
     this.acquired = false;
     for (const { lock } of this.locks) lock.release();
+  }
+}
+
+/**
+ * mkdir -p, but an error names the real reason: a recursive mkdir reports ENOENT on a read-only
+ * file system when the directory is missing; the parent's write check says EROFS or EACCES.
+ */
+function makeMetaDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    if (existsSync(dirname(dir))) accessSync(dirname(dir), fsConstants.W_OK);
+    throw err;
   }
 }

@@ -668,13 +668,28 @@ function checkIsSQLite(path: string): void {
   }
   const fd = openSync(path, 'r');
   try {
-    const b = Buffer.alloc(16);
-    const n = readSync(fd, b, 0, 16, 0);
+    const b = Buffer.alloc(100);
+    const n = readSync(fd, b, 0, 100, 0);
     if (n === 0) return; // an empty file is a new database to SQLite
-    if (n < 16 || b.toString('latin1') !== 'SQLite format 3\u0000') {
+    if (n < 16 || b.toString('latin1', 0, 16) !== 'SQLite format 3\u0000') {
       throw new LsinitError('LSINIT_ERR_DB', `${path} is not an SQLite database (bad header); check dbs[].path`, { fields: { path } });
     }
+    // The rest of the 100-byte header as SQLite checks it when it opens the file: checked here,
+    // before the meta lock is taken, so such a file is refused with nothing created beside it.
+    const bad = headerProblem(b, n);
+    if (bad) throw new LsinitError('LSINIT_ERR_DB', `${path}: cannot open database: file is not a database (${bad}); check dbs[].path or restore it from a replica`, { fields: { path } });
   } finally {
     closeSync(fd);
   }
+}
+
+/** What is wrong with a database header that starts with SQLite's magic, or undefined. */
+function headerProblem(b: Buffer, n: number): string | undefined {
+  if (n < 100) return `only ${n} bytes, shorter than the 100-byte header`;
+  const raw = b.readUInt16BE(16);
+  const pageSize = raw === 1 ? 65536 : raw;
+  if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return `page size ${raw} in the header`;
+  if (b[18]! < 1 || b[18]! > 2 || b[19]! < 1 || b[19]! > 2) return `file format versions ${b[18]}/${b[19]}`;
+  if (b[21] !== 64 || b[22] !== 32 || b[23] !== 32) return 'payload fractions are not 64/32/32';
+  return undefined;
 }

@@ -100,9 +100,9 @@ describe('bad databases: a clear message naming the file, nothing written', () =
     const code = await exited;
     assert.ok(exitedByItself, `replicate kept running:\n${out}`);
     assert.equal(code, 1, out);
-    // SQLite's wording depends on whether a -wal exists; either way the path is named. (It does
-    // not say that the directory is read-only: a possible improvement.)
-    assert.match(out, new RegExp(`${db.replace(/[.]/g, '\\.')}: cannot open database: (attempt to write a readonly database|unable to open database file)`));
+    // The meta-directory lock is the first thing written: its error names the database, the lock
+    // and the real reason (a recursive mkdir alone would say ENOENT on a read-only mount).
+    assert.match(out, new RegExp(`LSINIT_ERR_DB: ${db.replace(/[.]/g, '\\.')}: cannot create the lock .*: EROFS: read-only file system`));
     assert.deepEqual(treeDiff(before, tree(dir)), []);
     assert.equal(existsSync(replica), false);
   });

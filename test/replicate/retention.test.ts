@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { lsinit } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
 import { createDB, dump, integrity, sleep, snapshotCopy, startReplicate, workdir, writer } from '../helpers/replicate.js';
 
 describe('snapshots, retention and several replicas', () => {
@@ -28,6 +29,8 @@ describe('snapshots, retention and several replicas', () => {
 `);
     createDB(db);
     const rep = await startReplicate(cfg);
+    // "replicating" is logged once the database is open; the first replica sync runs after it.
+    await waitFor(() => existsSync(join(replica, 'generations')) && readdirSync(join(replica, 'generations')).length > 0, 20_000, 'the first generation on the replica');
     const gen = readdirSync(join(replica, 'generations'))[0]!;
     const snapsDir = join(replica, 'generations', gen, 'snapshots');
     const walDir = join(replica, 'generations', gen, 'wal');
