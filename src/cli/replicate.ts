@@ -3,6 +3,7 @@ import { configFromArgs } from '../config/load.js';
 import { applyLeaseFlags } from '../config/lease-flags.js';
 import { secretValues } from '../config/secrets.js';
 import type { Config } from '../config/types.js';
+import type { ControllerLike, SyncFailure } from '../replicate/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { requireDuration } from '../util/time.js';
@@ -22,6 +23,23 @@ const SPECS: Record<string, FlagSpec> = {
 export function loggerFor(config: Config): Logger {
   const stream = config.logging.stderr ? process.stderr : process.stdout;
   return createLogger({ level: config.logging.level, type: config.logging.type, write: (l) => void stream.write(l), redact: secretValues(config) });
+}
+
+/** What close() may run past its deadline (its last lease release, a store close) before the stop stops waiting. */
+export const CLOSE_GRACE_MS = 1000;
+
+/**
+ * controller.close() bounded by its deadline plus a grace: whatever the engine is doing (a call
+ * with no timeout, a store that never answers), a stop ends. What is cut off stays as after a
+ * second stop signal: leases expire at their ttl, the next start ships what was not shipped.
+ */
+export async function closeWithin(controller: Pick<ControllerLike, 'close'>, deadline: number, log: Logger, graceMs = CLOSE_GRACE_MS): Promise<SyncFailure[]> {
+  let t: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (t = setTimeout(() => r('late'), Math.max(0, deadline - Date.now()) + graceMs)));
+  const out = await Promise.race([controller.close({ deadline }), late]).finally(() => clearTimeout(t));
+  if (out !== 'late') return out.failures;
+  log.error('shutdown did not finish by its deadline; exiting without waiting for it', { grace_ms: graceMs });
+  return [{ db: '*', replica: '*', error: 'final sync did not finish by the shutdown deadline' }];
 }
 
 export async function replicateCommand(argv: string[], _log: Logger): Promise<number> {
@@ -79,7 +97,7 @@ export async function replicateCommand(argv: string[], _log: Logger): Promise<nu
   // Everything from here runs in a race with the second signal: a start-up or a final sync that hangs
   // on an unreachable replica must not keep lsinit alive after it.
   const shutDown = async (metrics?: { close(): Promise<void> }): Promise<number> => {
-    const { failures } = await controller.close({ deadline: Date.now() + (shutdownMs ?? 9000) });
+    const failures = await closeWithin(controller, Date.now() + (shutdownMs ?? 9000), log);
     await metrics?.close();
     for (const f of failures) log.error('final sync failed', { db: f.db, replica: f.replica, error: f.error });
     log.info('lsinit shut down');
