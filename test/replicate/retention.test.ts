@@ -29,6 +29,11 @@ describe('snapshots, retention and several replicas', () => {
 `);
     createDB(db);
     const rep = await startReplicate(cfg);
+    // A failed assertion must not leave lsinit running: its pipes would keep this file's process alive.
+    cleanup = () => {
+      rep.child.kill('SIGKILL');
+      w.cleanup();
+    };
     // "replicating" is logged once the database is open; the first replica sync runs after it.
     await waitFor(() => existsSync(join(replica, 'generations')) && readdirSync(join(replica, 'generations')).length > 0, 20_000, 'the first generation on the replica');
     const gen = readdirSync(join(replica, 'generations'))[0]!;
@@ -73,6 +78,11 @@ describe('snapshots, retention and several replicas', () => {
 `);
     createDB(db);
     const rep = await startReplicate(cfg);
+    // A failed assertion must not leave lsinit running: its pipes would keep this file's process alive.
+    cleanup = () => {
+      rep.child.kill('SIGKILL');
+      w.cleanup();
+    };
     await writer(db, ['--tx', '100', '--delay', '5']);
     rep.child.kill('SIGTERM');
     assert.equal((await rep.child).exitCode, 0, rep.output());
