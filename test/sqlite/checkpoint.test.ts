@@ -152,7 +152,13 @@ test('at max-checkpoint-page-count the WAL restarts while a default-settings app
   let maxWAL = 0;
   let syncs = 0;
   while (app.exitCode === null) {
-    db.sync();
+    try {
+      db.sync();
+    } catch (err) {
+      // The app held the write lock for all of checkpoint-busy-timeout (possible on a loaded
+      // machine, tested above): the controller logs it and syncs again; so does this loop.
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+    }
     syncs++;
     maxWAL = Math.max(maxWAL, statSync(`${path}-wal`).size);
     await sleep(20);
