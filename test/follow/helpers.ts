@@ -48,13 +48,27 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number
 
 export interface Reader {
   kind: string;
+  /** Resolves once the reader's first read is done (python or the shell can take a while to start on a loaded machine). */
+  ready: Promise<void>;
   finish(): Promise<{ out: string; reads: number; distinct: number; bad: string[]; errors: string[] }>;
 }
 
 export function startReader(path: string, kind: 'node' | 'python' | 'cli', hold = 0): Reader {
   const child = execa(process.execPath, [READER, path, kind, ...(hold ? ['--hold', String(hold)] : [])], { reject: false, stdin: 'pipe' });
+  let seen = '';
+  const ready = new Promise<void>((res) => {
+    const on = (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes('READY')) {
+        child.stdout!.off('data', on);
+        res();
+      }
+    };
+    child.stdout!.on('data', on);
+  });
   return {
     kind,
+    ready,
     async finish() {
       child.stdin!.end();
       const r = await child;
