@@ -6,7 +6,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
-import { spawnLsinit } from '../helpers/cli.js';
+import { killAtEnd, spawnLsinit } from '../helpers/cli.js';
 import { sleep } from '../helpers/replicate.js';
 
 const FIX = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/follow');
@@ -54,7 +54,7 @@ export interface Reader {
 }
 
 export function startReader(path: string, kind: 'node' | 'python' | 'cli', hold = 0): Reader {
-  const child = execa(process.execPath, [READER, path, kind, ...(hold ? ['--hold', String(hold)] : [])], { reject: false, stdin: 'pipe' });
+  const child = killAtEnd(execa(process.execPath, [READER, path, kind, ...(hold ? ['--hold', String(hold)] : [])], { reject: false, stdin: 'pipe' }));
   let seen = '';
   const ready = new Promise<void>((res) => {
     const on = (d: Buffer) => {

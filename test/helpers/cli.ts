@@ -20,9 +20,13 @@ after(() => {
   for (const c of running) c.kill('SIGKILL');
 });
 
-export function spawnLsinit(args: string[], opts: Options = {}) {
-  const c = execa(process.execPath, [BIN, ...args], { reject: false, ...opts });
+/** Kill this child once the test file's tests are done, if it is still running then. */
+export function killAtEnd<T extends { kill: (signal: NodeJS.Signals) => boolean } & PromiseLike<unknown>>(c: T): T {
   running.add(c);
-  void c.finally(() => running.delete(c));
+  void Promise.resolve(c).then(() => running.delete(c), () => running.delete(c));
   return c;
+}
+
+export function spawnLsinit(args: string[], opts: Options = {}) {
+  return killAtEnd(execa(process.execPath, [BIN, ...args], { reject: false, ...opts }));
 }
