@@ -165,7 +165,7 @@ try {
   writeFileSync(join(dir, 'v.yml'), text);
   const cfg = parseConfig(Buffer.from(text), { file: join(dir, 'v.yml'), expandEnv: false, env: {}, cwd: dir }).dbs[0]!;
   const db = new DB(cfg, nullLogger);
-  const rep = new Replica(db, cfg.replicas[0]!, createClient(cfg.replicas[0]!), nullLogger);
+  const rep = new Replica(db.source, cfg.replicas[0]!, createClient(cfg.replicas[0]!), nullLogger);
   const sync = async () => {
     db.sync();
     await rep.sync();

@@ -10,7 +10,7 @@
  *   A0  reference: app with SQLite's default wal_autocheckpoint=1000 (bench/replication.ts baseline)
  *   B   another process holds a read transaction, released and re-taken every second; copies nothing
  *   C   B + that process, once a second and only when the WAL holds >= 1000 pages, does what
- *       lsinit's DB.checkpoint() does (src/sqlite/db.ts): drop the read lock, PRAGMA
+ *       lsinit's DB.checkpoint() does (src/sqlite/checkpointer.ts): drop the read lock, PRAGMA
  *       wal_checkpoint(PASSIVE), re-take the read lock, then a one-row write that lets SQLite
  *       restart the WAL when the checkpoint was complete
  *   C50 C at lsinit's real cadence under a write burst (controller WATCH_BATCH_MS = 50 ms)

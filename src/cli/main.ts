@@ -70,7 +70,7 @@ async function run(argv: string[]): Promise<number> {
 
 run(process.argv.slice(2)).then(
   // Always exit explicitly: a natural exit would close the SQLite connections, whose
-  // close-time checkpoint deletes the -wal (see sqlite/db.ts).
+  // close-time checkpoint deletes the -wal (see sqlite/connections.ts).
   (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(`${errorLine(err)}\n`);

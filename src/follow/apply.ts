@@ -21,7 +21,7 @@
  *     belong to the process, so writing through a second descriptor while our connection holds
  *     EXCLUSIVE is covered by that lock for every other process. That descriptor is opened once
  *     and closed only after the connection: closing ANY descriptor of a file drops all of the
- *     process's POSIX locks on it (the trap SQLite's unix VFS works around; see sqlite/db.ts).
+ *     process's POSIX locks on it (the trap SQLite's unix VFS works around; see sqlite/connections.ts).
  *  4. Deleting the journal is the commit point (as in SQLite's DELETE journal mode); `COMMIT`
  *     releases the lock.
  *

@@ -16,7 +16,7 @@ import { LsinitError, errorMessage } from '../errors.js';
 import { decodeFrames, encodeFrame, encodeFrameStream } from '../format/lz4.js';
 import { hex8 } from '../format/paths.js';
 import type { Logger } from '../log/logger.js';
-import type { DB } from '../sqlite/db.js';
+import type { ReplicaSource } from '../sqlite/snapshot-source.js';
 import { comparePos, formatPos, type Pos, type ReplicaClient, type SnapshotInfo } from './client.js';
 import { processClock } from '../util/clock.js';
 import { withRetry } from './retry.js';
@@ -53,7 +53,8 @@ export class Replica {
   readonly name: string;
   readonly cfg: ReplicaConfig;
   readonly client: ReplicaClient;
-  private readonly db: DB;
+  /** The database's shadow WAL and snapshots, read-only but for pins (never its syncs or checkpoints). */
+  private readonly source: ReplicaSource;
   private readonly log: Logger;
   pos: Pos | undefined;
   private busy: Promise<void> = Promise.resolve();
@@ -61,9 +62,9 @@ export class Replica {
   private lastSnapshotAt = 0;
   private now: () => number;
 
-  constructor(db: DB, cfg: ReplicaConfig, client: ReplicaClient, log: Logger, opts: { now?: () => number } = {}) {
+  constructor(source: ReplicaSource, cfg: ReplicaConfig, client: ReplicaClient, log: Logger, opts: { now?: () => number } = {}) {
     if (cfg.age) assertAgeWritable(cfg.age); // refuse at start-up, not at the first sync
-    this.db = db;
+    this.source = source;
     this.cfg = cfg;
     this.name = cfg.name;
     this.client = client;
@@ -80,12 +81,12 @@ export class Replica {
 
   /** Where the local shadow WAL ends now (what a sync starting now ships up to). */
   localPos(): Pos | undefined {
-    return this.db.pos();
+    return this.source.pos();
   }
 
   /** True when the DB has committed data this replica does not have yet (or data up to `than`). */
   behind(than?: Pos): boolean {
-    const d = than ?? this.db.pos();
+    const d = than ?? this.source.pos();
     if (!d) return false;
     const p = this.pos;
     return !p || p.generation !== d.generation || p.index < d.index || p.offset < d.offset;
@@ -96,7 +97,7 @@ export class Replica {
   }
 
   private async syncInner(opts: { fast?: boolean }): Promise<void> {
-    const dpos = this.db.pos();
+    const dpos = this.source.pos();
     if (!dpos) return;
     try {
       let target = dpos;
@@ -142,10 +143,10 @@ export class Replica {
     for (;;) {
       const p: Pos = this.pos!;
       if (p.generation !== target.generation || p.index > target.index || (p.index === target.index && p.offset >= target.offset)) break;
-      const end = p.index === target.index ? target.offset : this.db.shadowSize(p.generation, p.index);
+      const end = p.index === target.index ? target.offset : this.source.shadowSize(p.generation, p.index);
       if (end < 0) {
         // The database moved to another generation meanwhile: the next sync starts on it.
-        if (this.db.pos()?.generation !== p.generation) break;
+        if (this.source.pos()?.generation !== p.generation) break;
         // The replica is further behind than the local shadow WAL reaches (it was down while
         // older indexes were cleaned up): a snapshot of the current state closes the gap. The
         // store holds nothing of its index yet; the first segment must reach its position.
@@ -161,7 +162,7 @@ export class Replica {
       }
       if (p.offset > end) throw new LsinitError('LSINIT_ERR_REPLICA', `replica position ${formatPos(p)} is past the local shadow WAL (${end})`);
       // This index is fully shipped; move on if a later one exists.
-      if (this.db.shadowSize(p.generation, p.index + 1) >= 0) {
+      if (this.source.shadowSize(p.generation, p.index + 1) >= 0) {
         this.pos = { generation: p.generation, index: p.index + 1, offset: 0 };
         continue;
       }
@@ -175,8 +176,8 @@ export class Replica {
   }
 
   private async uploadSegment(p: Pos, end: number, opts: { fast?: boolean }): Promise<void> {
-    const path = this.db.shadowPath(p.generation, p.index);
-    this.db.flushShadow(p.generation, p.index);
+    const path = this.source.shadowPath(p.generation, p.index);
+    this.source.flushShadow(p.generation, p.index);
     const len = end - p.offset;
     const t0 = performance.now();
     await this.retry(async () => {
@@ -219,7 +220,7 @@ export class Replica {
     }
     const pos = { generation: gen, index: last.index, offset: last.offset + n };
     // A replica ahead of our shadow (another writer, or a lost local state) cannot be continued safely.
-    if (this.db.shadowSize(gen, pos.index) < pos.offset) {
+    if (this.source.shadowSize(gen, pos.index) < pos.offset) {
       throw new LsinitError('LSINIT_ERR_REPLICA', `replica ${this.name} holds generation ${gen} up to ${formatPos(pos)}, beyond the local shadow WAL; is another lsinit replicating here?`);
     }
     return pos;
@@ -240,8 +241,8 @@ export class Replica {
    * any of its WAL, and its first segment is shipped at least to P (syncInner, uploadTo).
    */
   private async snapshotInner(opts: { fast?: boolean }): Promise<Pos> {
-    const gen = this.db.pos()?.generation;
-    if (!gen) throw new LsinitError('LSINIT_ERR_DB', `${this.db.path}: no generation yet`);
+    const gen = this.source.pos()?.generation;
+    if (!gen) throw new LsinitError('LSINIT_ERR_DB', `${this.source.path}: no generation yet`);
     if (this.pos?.generation !== gen) {
       const first = await this.learnPos(gen, opts);
       if (first) return first;
@@ -256,19 +257,12 @@ export class Replica {
    */
   private async writeSnapshotObject(opts: { fast?: boolean }, before?: (at: Pos) => Promise<void>): Promise<Pos> {
     const t0 = performance.now();
-    this.db.holdCheckpoints(1);
+    const pin = this.source.pinSnapshot();
     try {
-      let snap: ReturnType<DB['beginSnapshot']> | undefined = this.db.beginSnapshot();
-      const at: Pos = { generation: snap.generation, index: snap.index, offset: snap.offset };
-      try {
-        await before?.(at);
-      } catch (err) {
-        snap.stream.destroy();
-        throw err;
-      }
+      const at = pin.at;
+      await before?.(at);
       await this.retry(async () => {
-        const s = snap ?? this.db.beginSnapshot(at);
-        snap = undefined;
+        const s = pin.open();
         try {
           await this.client.writeSnapshot(s.generation, s.index, Readable.from(encodeFrameStream(s.stream), ONE_BLOCK_AHEAD));
           shipped(s.size);
@@ -281,16 +275,16 @@ export class Replica {
       this.log.info('snapshot written', { position: formatPos(at), elapsed_ms: Math.round(performance.now() - t0) });
       return at;
     } finally {
-      this.db.holdCheckpoints(-1);
+      pin.release();
     }
   }
 
   /** Snapshot when `snapshot-interval` has passed since the last one (by this process). */
   async maybeSnapshot(): Promise<void> {
-    if (this.cfg.snapshotIntervalMs <= 0 || !this.db.pos()) return;
+    if (this.cfg.snapshotIntervalMs <= 0 || !this.source.pos()) return;
     if (this.lastSnapshotAt === 0) {
       // First tick: align to the newest snapshot on the store (Litestream 0.3.12+).
-      const gen = this.db.pos()!.generation;
+      const gen = this.source.pos()!.generation;
       const snaps = await this.client.snapshots(gen);
       const newest = snaps.reduce<bigint>((m, s) => (s.createdAt > m ? s.createdAt : m), 0n);
       // The store's times are wall-clock; ours (util/clock.ts) need not be: carry the age over.
@@ -305,7 +299,7 @@ export class Replica {
       if (this.cfg.retentionMs <= 0) return;
       // Compared with the store's object times: wall clock.
       const cutoff = BigInt(Date.now() - this.cfg.retentionMs) * 1_000_000n;
-      const current = this.db.pos()?.generation;
+      const current = this.source.pos()?.generation;
       const gens = await this.client.generations();
       const kept = new Map<string, number>();
       let anyKept = false;

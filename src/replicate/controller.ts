@@ -83,7 +83,7 @@ export class Controller implements ControllerLike {
     this.entries = config.dbs.map((cfg, di) => {
       const dlog = log.child({ db: cfg.path });
       const db = new DB(cfg, dlog);
-      const replicas = cfg.replicas.map((rc) => new Replica(db, rc, createClient(rc), dlog.child({ replica: rc.name }), { now: this.now }));
+      const replicas = cfg.replicas.map((rc) => new Replica(db.source, rc, createClient(rc), dlog.child({ replica: rc.name }), { now: this.now }));
       const e: Entry = { cfg, db, replicas, log: dlog, timers: [], pendingTick: undefined, lastTickAt: 0, lastErrorLog: new Map(), leases: new Map(), syncFailingSince: undefined, syncError: undefined };
       replicas.forEach((r, ri) => {
         const lc = r.cfg.lease;

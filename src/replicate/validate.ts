@@ -30,6 +30,7 @@ import type { Replica } from '../replica/replica.js';
 import { executeRestore } from '../restore/restore.js';
 import { pickSnapshot, planSegments, type RestorePlan } from '../restore/target.js';
 import type { DB } from '../sqlite/db.js';
+import type { Snapshot } from '../sqlite/snapshot-source.js';
 
 export interface ValidatorOptions {
   db: DB;
@@ -166,7 +167,7 @@ export class Validator {
       if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return { reason: 'the database is busy (write lock held)' };
       throw err;
     }
-    let snap: ReturnType<DB['beginSnapshot']> | undefined;
+    let snap: Snapshot | undefined;
     let pos: Pos | undefined;
     try {
       snap = db.beginSnapshot(); // copies the WAL to the shadow and holds our checkpoints off

@@ -36,7 +36,7 @@ describe('final sync', () => {
     writeFileSync(join(dir, 'lsinit.yml'), text);
     const cfg = parseConfig(Buffer.from(text), { file: join(dir, 'lsinit.yml'), expandEnv: false, env: {}, cwd: dir }).dbs[0]!;
     const db = new DB(cfg, nullLogger);
-    const a = new Replica(db, cfg.replicas[0]!, new FileReplicaClient({ path: join(dir, 'a') }), nullLogger);
+    const a = new Replica(db.source, cfg.replicas[0]!, new FileReplicaClient({ path: join(dir, 'a') }), nullLogger);
     const bClient = new FileReplicaClient({ path: join(dir, 'b') });
     let duringUpload: (() => Promise<void>) | undefined;
     const hooked = Object.create(bClient) as FileReplicaClient;
@@ -46,7 +46,7 @@ describe('final sync', () => {
       await h?.();
       return bClient.writeWALSegment(pos, body);
     };
-    const b = new Replica(db, cfg.replicas[1]!, hooked, nullLogger);
+    const b = new Replica(db.source, cfg.replicas[1]!, hooked, nullLogger);
     const app = new Database(path);
     const commit = (id: number) => app.prepare('INSERT INTO log (id, payload) VALUES (?, ?)').run(id, `row ${id}`);
     try {
@@ -78,7 +78,7 @@ describe('final sync', () => {
     const text = `dbs:\n  - path: ${path}\n    replicas:\n      - name: u\n        type: file\n        path: ${join(dir, 'u')}\n`;
     const cfg = parseConfig(Buffer.from(text), { file: join(dir, 'lsinit.yml'), expandEnv: false, env: {}, cwd: dir }).dbs[0]!;
     const db = new DB(cfg, nullLogger);
-    const r = new Replica(db, cfg.replicas[0]!, new FileReplicaClient({ path: join(dir, 'u') }), nullLogger);
+    const r = new Replica(db.source, cfg.replicas[0]!, new FileReplicaClient({ path: join(dir, 'u') }), nullLogger);
     // The store accepts and never answers once `hang` is set (a request times out after 3 s).
     const inner = new FileLeaseStore({ path: join(dir, 'u') });
     let hang = false;

@@ -90,7 +90,7 @@ describe('snapshot at an exact WAL position', () => {
     const cfg = parseConfig(Buffer.from(text), { file: join(dir, 'lsinit.yml'), expandEnv: false, env: {}, cwd: dir }).dbs[0]!;
     const db = new DB(cfg, nullLogger);
     const { client, inner, duringNextSnapshot } = hookedClient(replicaDir);
-    const replica = new Replica(db, cfg.replicas[0]!, client, nullLogger);
+    const replica = new Replica(db.source, cfg.replicas[0]!, client, nullLogger);
     try {
       db.sync(); // read lock (its mark includes A), new generation, A copied to the shadow WAL
       // While the snapshot streams the file, the app back-fills A into it (up to our read mark).
@@ -144,7 +144,7 @@ describe('snapshot at an exact WAL position', () => {
       // that keep their generation's first snapshot take none).
       for (let round = 0; running; round++) {
         const db = new DB(cfg, nullLogger);
-        const replica = new Replica(db, cfg.replicas[0]!, client, nullLogger);
+        const replica = new Replica(db.source, cfg.replicas[0]!, client, nullLogger);
         try {
           for (let i = 0; i < 40 && running; i++) {
             db.sync();

@@ -43,7 +43,7 @@ function rig(parent: string, replicaYaml: (dir: string) => string): Rig {
   const lines: string[] = [];
   const log = createLogger({ level: 'debug', write: (l) => lines.push(l) });
   const db = new DB(cfg, log);
-  const replica = new Replica(db, cfg.replicas[0]!, createClient(cfg.replicas[0]!), log);
+  const replica = new Replica(db.source, cfg.replicas[0]!, createClient(cfg.replicas[0]!), log);
   const app = new Database(path);
   const sync = async () => {
     db.sync();

@@ -41,7 +41,7 @@ describe('a WAL lifetime missed in the checkpoint window', () => {
     const db = new DB(cfg, nullLogger);
     const client = new FileReplicaClient({ path: join(sub, 'replica') });
     const rcfg: ReplicaConfig = { name: 'file', type: 'file', settings: {}, display: 'file', retentionMs: 0, retentionCheckIntervalMs: 0, snapshotIntervalMs: 0, validationIntervalMs: 0, syncIntervalMs: 1000, keyPath: 'dbs[0].replicas[0]' };
-    const replica = new Replica(db, rcfg, client, nullLogger);
+    const replica = new Replica(db.source, rcfg, client, nullLogger);
     const app = new Database(path, { timeout: 5000 });
     app.pragma('wal_autocheckpoint = 0');
     const insert = app.prepare('INSERT INTO log (id, data) VALUES (?, ?)');
@@ -51,7 +51,7 @@ describe('a WAL lifetime missed in the checkpoint window', () => {
       await replica.sync();
       const gen = db.generation!;
 
-      const conn = (db as unknown as { conn: Database.Database }).conn;
+      const conn = (db as unknown as { conns: { state: { conn: Database.Database } } }).conns.state.conn; // our write connection (connections.ts)
       const pragma = conn.pragma.bind(conn);
       conn.pragma = ((source: string, options?: Database.PragmaOptions) => {
         if (source.startsWith('wal_checkpoint')) {

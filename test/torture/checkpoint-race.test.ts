@@ -41,7 +41,7 @@ describe('checkpoint window (DB.checkpoint)', () => {
       const shadowFrames = (readFileSync(db.shadowPath(gen, db.index)).length - 32) / (24 + 1024);
 
       // Wrap the checkpoint pragma: T commits just before it, U (longer than the shadow) right after.
-      const conn = (db as unknown as { conn: Database.Database }).conn;
+      const conn = (db as unknown as { conns: { state: { conn: Database.Database } } }).conns.state.conn; // our write connection (connections.ts)
       const pragma = conn.pragma.bind(conn);
       // If lsinit holds the write lock through the window (a fix), T and U cannot commit in it:
       // a real app would wait for its busy_timeout and commit afterwards, which is safe.
