@@ -29,11 +29,23 @@ Commands:
 Run \`lsinit <command> -h\` for a command's flags.
 `;
 
+/** `replicate … -exec CMD`, or init mode with a config named by -config or $LITESTREAM_CONFIG. */
+function runsWorker(argv: string[], initMode: boolean): boolean {
+  if (argv[0] === 'replicate') return argv.some((a) => /^--?exec(=|$)/.test(a));
+  if (!initMode) return false;
+  const end = argv.indexOf('--');
+  return argv.slice(0, end < 0 ? argv.length : end).some((a) => /^--?config(=|$)/.test(a)) || !!process.env['LITESTREAM_CONFIG'];
+}
+
 async function run(argv: string[]): Promise<number> {
-  const log = createLogger({ level: process.env['LSINIT_LOG_LEVEL'] === 'debug' ? 'debug' : 'info' });
   const [cmd, ...rest] = argv;
+  const initMode = cmd === 'init' || (cmd !== undefined && (cmd === '--' || (cmd.startsWith('-') && argv.includes('--'))));
+  // A replication worker boots while this thread loads the rest (replicate/worker-start.ts;
+  // init/command.ts stops it if the config turns out not to need one).
+  if (runsWorker(argv, initMode)) (await import('../replicate/worker-start.js')).startWorkerEarly();
+  const log = createLogger({ level: process.env['LSINIT_LOG_LEVEL'] === 'debug' ? 'debug' : 'info' });
   // Init mode: `lsinit -- cmd`, `lsinit -config x -- cmd`, `lsinit init ...`.
-  if (cmd === 'init' || (cmd !== undefined && (cmd === '--' || (cmd.startsWith('-') && argv.includes('--'))))) {
+  if (initMode) {
     const { runInit } = await import('../init/command.js');
     return runInit(cmd === 'init' ? rest : argv);
   }

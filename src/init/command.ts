@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { bool, parseFlags, str, type FlagSpec } from '../util/flags.js';
 import { requireDuration } from '../util/time.js';
 import type { ControllerLike } from '../replicate/types.js';
+import { dropEarlyWorker } from '../replicate/worker-start.js';
 import { defaultShutdownTimeout } from './budget.js';
 import { stripCredentials } from './env.js';
 import { SignalHub, type SignalSource } from './signal-hub.js';
@@ -244,6 +245,7 @@ export async function superviseWithConfig(config: Config | null, argv: readonly 
     const create = deps.createController ?? (await defaultControllerFactory());
     controller = create(config, log);
   }
+  dropEarlyWorker(); // started by main.ts for `replicate -exec`; not needed by a read node (nor without a config)
   let shutdownTimeoutMs = overrides.shutdownTimeoutMs ?? init.shutdownTimeoutMs;
   if (shutdownTimeoutMs === undefined) {
     const d = defaultShutdownTimeout(deps.env ?? process.env);

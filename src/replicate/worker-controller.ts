@@ -8,7 +8,7 @@
  * A worker that dies (out of memory, a bug) does not take the app down: the failure is logged, the
  * app runs on unprotected, and the final sync reports it (exit code 70 when the app exited 0).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Config } from '../config/types.js';
 import type { Level, Logger } from '../log/logger.js';
 import { errorMessage } from '../errors.js';
@@ -18,13 +18,7 @@ import { canStartEarly, holdEarly, newHolderIds, type EarlyHold } from './early-
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 import { pack, unpackError, type CallOp, type FromWorker, type ToWorker } from './worker-protocol.js';
 import type { WorkerData } from './worker.js';
-
-/**
- * V8 limits of the worker's heap. A small young generation keeps the RSS that bursts of short-lived
- * buffers leave behind small (V8 grows the semi-spaces to 16 MB each under allocation pressure and
- * keeps them); data is streamed in bounded chunks, so the old generation needs no more than this.
- */
-export const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 8, maxOldGenerationSizeMb: 1024 };
+import { newWorker, takeEarlyWorker } from './worker-start.js';
 
 export class WorkerController implements ControllerLike {
   private readonly config: Config;
@@ -51,12 +45,17 @@ export class WorkerController implements ControllerLike {
     this.locks = new MetaLocks(config.dbs, { log, signal: this.abort.signal });
     this.holderIds = newHolderIds(config);
     const data: WorkerData = { config: pack(config), level: config.logging.level as Level, metaLocked: true, holderIds: this.holderIds };
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data, resourceLimits: WORKER_RESOURCE_LIMITS });
+    // Started by main.ts before anything else was loaded (worker-start.ts), or now.
+    const started = takeEarlyWorker() ?? newWorker();
+    this.worker = started.worker;
+    this.worker.postMessage({ t: 'init', data } satisfies ToWorker);
     this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve, reject }));
     this.ready.catch(() => {}); // reported through the first call
     this.worker.on('message', (m: FromWorker) => this.onMessage(m));
     this.worker.on('error', (err) => this.die(err));
     this.worker.on('exit', (code) => this.die(new Error(`replication worker exited (code ${code})`)));
+    const failed = started.failure(); // before these listeners
+    if (failed) this.die(failed);
   }
 
   private onMessage(m: FromWorker): void {

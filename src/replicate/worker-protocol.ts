@@ -13,6 +13,7 @@ import type { Fields, Level } from '../log/logger.js';
 export type CallOp = 'restoreMissing' | 'start' | 'close' | 'shutdown';
 
 export type ToWorker =
+  | { t: 'init'; data: unknown }
   | { t: 'call'; id: number; op: CallOp; args?: unknown }
   | { t: 'appEnd'; code: number };
 

@@ -4,12 +4,12 @@
  * main thread only forwards signals, reaps and supervises the app (worker-controller.ts). Its log
  * records go to the main thread's logger, which formats and redacts them.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import type { Config } from '../config/types.js';
 import { errorMessage } from '../errors.js';
 import type { Fields, Level, Logger } from '../log/logger.js';
 import { Controller } from './controller.js';
-import { cloneableFields, packError, unpack, type FromWorker, type ToWorker } from './worker-protocol.js';
+import { cloneableFields, packError, unpack, type CallOp, type FromWorker, type ToWorker } from './worker-protocol.js';
 
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -41,23 +41,23 @@ function forwardingLogger(port: NonNullable<typeof parentPort>, min: Level, boun
   };
 }
 
-async function main(port: NonNullable<typeof parentPort>): Promise<void> {
-  const data = workerData as WorkerData;
+type Ops = Record<CallOp, (args: unknown) => Promise<unknown>>;
+
+async function main(port: NonNullable<typeof parentPort>, data: WorkerData, appEnded: () => number | undefined): Promise<Ops> {
   const config = unpack(data.config) as Config;
   const log = forwardingLogger(port, data.level);
   const controller = new Controller(config, log, { metaLocked: data.metaLocked === true, holderIds: data.holderIds });
-  let lastExitCode: number | undefined;
   // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
   let metrics: { close(): Promise<void> } | undefined;
   if (config.addr) {
     const { startMetricsServer } = await import('../metrics/server.js');
-    const init = { restarts: () => 0, lastExitCode: () => lastExitCode };
+    const init = { restarts: () => 0, lastExitCode: appEnded };
     metrics = await startMetricsServer({ addr: config.addr, controller, log, init }).catch((err: unknown) => {
       log.error('cannot start metrics server', { error: errorMessage(err) });
       return undefined;
     });
   }
-  const ops = {
+  return {
     restoreMissing: () => controller.restoreMissing(),
     start: () => controller.start(),
     close: (args: unknown) => controller.close(args as { deadline: number; fast?: boolean }),
@@ -65,20 +65,25 @@ async function main(port: NonNullable<typeof parentPort>): Promise<void> {
       await metrics?.close();
     },
   };
-  port.on('message', (m: ToWorker) => {
-    if (m.t === 'appEnd') {
-      lastExitCode = m.code;
-      return;
-    }
-    ops[m.op](m.args).then(
-      (value) => port.postMessage({ t: 'result', id: m.id, ok: true, value: value ?? null } satisfies FromWorker),
-      (err: unknown) => port.postMessage({ t: 'result', id: m.id, ok: false, error: packError(err) } satisfies FromWorker),
-    );
-  });
-  port.postMessage({ t: 'result', id: 0, ok: true, value: null } satisfies FromWorker); // ready
 }
 
-if (parentPort) {
-  const port = parentPort;
-  main(port).catch((err: unknown) => port.postMessage({ t: 'result', id: 0, ok: false, error: packError(err) } satisfies FromWorker));
+/**
+ * The worker is started before the main thread knows its config (worker-start.ts): its modules load
+ * at once, its config comes in the first message. Calls wait for the controller (the main thread
+ * sends them only after the ready answer, id 0); the app's exit code may come at any time.
+ */
+function serve(port: NonNullable<typeof parentPort>): void {
+  let lastExitCode: number | undefined;
+  let ops: Promise<Ops> | undefined;
+  const answer = (id: number, p: Promise<unknown>) => p.then(
+    (value) => port.postMessage({ t: 'result', id, ok: true, value: value ?? null } satisfies FromWorker),
+    (err: unknown) => port.postMessage({ t: 'result', id, ok: false, error: packError(err) } satisfies FromWorker),
+  );
+  port.on('message', (m: ToWorker) => {
+    if (m.t === 'appEnd') lastExitCode = m.code;
+    else if (m.t === 'init') answer(0, (ops ??= main(port, m.data as WorkerData, () => lastExitCode)).then(() => null));
+    else if (ops) answer(m.id, ops.then((o) => o[m.op](m.args)));
+  });
 }
+
+if (parentPort) serve(parentPort);
