@@ -31,11 +31,15 @@ export class ByteReader {
     return !(await this.fill(1));
   }
 
-  /** Exactly n bytes, or undefined if the stream ends first (`short` tells how many were there). */
-  async read(n: number): Promise<Buffer | undefined> {
+  /**
+   * Exactly n bytes, or undefined if the stream ends first.
+   * Bytes that arrived in pieces are joined in `scratch` when given (at least n bytes; the result
+   * is then valid until the caller reuses it), else in a new buffer.
+   */
+  async read(n: number, scratch?: Buffer): Promise<Buffer | undefined> {
     if (!(await this.fill(n))) return undefined;
     const first = this.chunks[0]!;
-    if (first.length < n) return this.copyOut(Buffer.allocUnsafe(n), 0);
+    if (first.length < n) return this.copyOut(scratch && scratch.length >= n ? scratch.subarray(0, n) : Buffer.allocUnsafe(n), 0);
     if (first.length === n) this.chunks.shift();
     else this.chunks[0] = first.subarray(n);
     this.buffered -= n;

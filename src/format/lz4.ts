@@ -13,6 +13,7 @@
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { LsinitError } from '../errors.js';
 import { ByteReader } from './bytereader.js';
+import { nativeLZ4, type NativeLZ4 } from './lz4-native.js';
 import { xxh32, xxh32Stream, xxhReady } from './xxh32.js';
 
 const MAGIC = 0x184d2204;
@@ -106,14 +107,31 @@ export async function* encodeFrameStream(source: AsyncIterable<Uint8Array>): Asy
   yield tail;
 }
 
+export interface DecodeOptions {
+  /**
+   * Decode into these buffers (see decodeBuffers) instead of a new buffer per block: a yielded
+   * block stays valid while the next one is decoded (by any decodeFrames sharing them), and is
+   * overwritten by the one after. For consumers that write each block out before asking for the
+   * one after next (restore).
+   */
+  into?: DecodeBuffers | undefined;
+}
+
+/** Buffers to decode a whole restore into, or undefined where liblz4 is missing (lz4-napi allocates). */
+export function decodeBuffers(): DecodeBuffers | undefined {
+  const native = nativeLZ4();
+  return native ? new DecodeBuffers(native) : undefined;
+}
+
 /**
  * Streaming decoder for any legal LZ4 stream: one or more concatenated frames, skippable frames,
  * legacy frames, linked or independent blocks, with or without block/content checksums and
  * content size. Every checksum present is verified. `name` labels errors (the object key).
  */
-export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'object'): AsyncGenerator<Buffer> {
+export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'object', opts: DecodeOptions = {}): AsyncGenerator<Buffer> {
   await xxhReady();
   const r = new ByteReader(source);
+  const ring = opts.into;
   let frames = 0;
   try {
     while (!(await r.eof())) {
@@ -121,7 +139,7 @@ export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'o
       if (!m) throw formatError(`${name}: truncated frame magic`, { name });
       const magic = m.readUInt32LE(0);
       if (magic === MAGIC) {
-        yield* decodeFrame(r, name);
+        yield* decodeFrame(r, name, ring);
       } else if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) {
         const sz = await r.read(4);
         if (!sz || !(await r.read(sz.readUInt32LE(0)))) throw formatError(`${name}: truncated skippable frame`, { name });
@@ -153,7 +171,40 @@ export async function* decodeOneFrame(r: ByteReader, name: string): AsyncGenerat
   yield* decodeFrame(r, name);
 }
 
-async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer> {
+/**
+ * Output buffers decoded blocks go to, two used in turn (the block a consumer may still be
+ * writing out, and the next being decoded), plus one for a compressed block that arrives in
+ * pieces. Allocated once, at the largest block size seen.
+ */
+export class DecodeBuffers {
+  private readonly outs: Buffer[] = [];
+  private turn = 0;
+  private scratch: Buffer | undefined;
+
+  constructor(private readonly native: NativeLZ4) {}
+
+  /** Where a compressed block of at most `max` bytes may be assembled (valid until the next call). */
+  input(max: number): Buffer {
+    if (!this.scratch || this.scratch.length < max) this.scratch = Buffer.allocUnsafe(max);
+    return this.scratch;
+  }
+
+  /** `block` decoded (or copied, when stored) into the next buffer of the ring. */
+  decode(block: Buffer, stored: boolean, max: number, dict: Buffer | undefined, name: string): Buffer {
+    this.turn ^= 1;
+    let out = this.outs[this.turn];
+    if (!out || out.length < max) this.outs[this.turn] = out = Buffer.allocUnsafe(max);
+    if (stored) {
+      block.copy(out);
+      return out.subarray(0, block.length);
+    }
+    const n = this.native.decompress(block, out.subarray(0, max), dict);
+    if (n < 0) throw formatError(`${name}: corrupt compressed block (malformed at byte ${-n - 1} of ${block.length}, or larger than the frame's ${max}-byte blocks)`, { name });
+    return out.subarray(0, n);
+  }
+}
+
+async function* decodeFrame(r: ByteReader, name: string, ring?: DecodeBuffers): AsyncGenerator<Buffer> {
   const desc = await r.read(2);
   if (!desc) throw formatError(`${name}: truncated frame header`, { name });
   const flg = desc[0]!;
@@ -185,15 +236,17 @@ async function* decodeFrame(r: ByteReader, name: string): AsyncGenerator<Buffer>
     const stored = (sz & 0x80000000) !== 0;
     const len = sz & 0x7fffffff;
     if (len > maxBlock) throw formatError(`${name}: block of ${len} bytes exceeds the frame's maximum ${maxBlock}`, { name });
-    const framed = await r.readPrefixed(len, 4);
+    // lz4-napi wants the block behind 4 bytes of room; liblz4 takes it as it is.
+    const framed = ring ? await r.read(len, ring.input(maxBlock)) : await r.readPrefixed(len, 4);
     if (!framed) throw formatError(`${name}: truncated block`, { name });
-    const block = framed.subarray(4);
+    const block = ring ? framed : framed.subarray(4);
     if (blockChecksum) {
       const c = await r.read(4);
       if (!c) throw formatError(`${name}: truncated block checksum`, { name });
       if (c.readUInt32LE(0) !== xxh32(block)) throw formatError(`${name}: block checksum mismatch`, { name });
     }
-    const out = stored ? block : decompressPrefixed(framed, maxBlock, independent ? undefined : dict, name);
+    const prev = independent ? undefined : dict;
+    const out = ring ? ring.decode(block, stored, maxBlock, prev, name) : stored ? block : decompressPrefixed(framed, maxBlock, prev, name);
     if (!independent) {
       // Linked blocks may reference the previous 64 KiB of output.
       dict = dict && out.length < 65536 ? Buffer.concat([dict, out]).subarray(-65536) : out.subarray(-65536);

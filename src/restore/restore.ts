@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { LsinitError } from '../errors.js';
-import { decodeFrames } from '../format/lz4.js';
+import { decodeBuffers, decodeFrames, type DecodeOptions } from '../format/lz4.js';
 import { hex8, walSegmentName } from '../format/paths.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import type { ReplicaClient } from '../replica/client.js';
@@ -79,13 +79,20 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
   const total = plan.snapshot.size + plan.indexes.reduce((a, x) => a + x.segments.reduce((b, s) => b + s.size, 0), 0);
   const progress: RestoreProgress = { downloaded: 0, total, applied: 0, indexes: plan.indexes.length };
   const report = () => opts.onProgress?.({ ...progress });
+  // Garbage is collected every few MiB (see util/memory.ts). With lz4-napi it is every decoded
+  // block; with liblz4 blocks are decoded into reused buffers and only the stored bytes read are.
+  const into = decodeBuffers();
+  const reuse = into !== undefined;
+  /** Every decoded block is written out (or copied) before the one after next is decoded. */
+  const dec: DecodeOptions = { into };
+  const collect = gcPacer(reuse ? GC_EVERY_STORED : GC_EVERY);
+  const decoded = reuse ? () => {} : collect;
   const onBytes = (n: number) => {
     progress.downloaded += n;
+    if (reuse) collect(n);
     report();
   };
   const gen = plan.generation;
-  // Every decompressed block is a new buffer: collect them every few MiB (see util/memory.ts).
-  const decoded = gcPacer(GC_EVERY);
   const fh = await fsp.open(tmp, 'w+');
   const flush = new WriteBack(fh, WRITE_BACK_EVERY);
   try {
@@ -93,11 +100,12 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
     const snapName = `generations/${gen}/snapshots/${hex8(plan.snapshot.index)}.snapshot.lz4`;
     await withRetry(async () => {
       await fh.truncate(0);
-      // One write in flight on the thread pool while the next block is read, checked and decoded.
+      // One write in flight on the thread pool while the next block is read, checked and decoded
+      // (and awaited before the one after is decoded into the same buffer: `dec`).
       let pos = 0;
       let writing = Promise.resolve();
       try {
-        for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName)) {
+        for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName, dec)) {
           await writing;
           writing = writeAllAsync(fh, chunk, pos);
           pos += chunk.length;
@@ -122,7 +130,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       ahead.ahead(k);
       const item = plan.indexes[k]!;
       const applier = new WALApplier(fh.fd, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`);
-      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, decoded, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
+      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, decoded, dec, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
       const applied = applier.finish().frames;
       frames += applied;
       flush.wrote(applied * pageSize);
@@ -198,6 +206,8 @@ const WRITE_BACK_EVERY = 32 << 20;
 const PREFETCH_BUDGET = 8 << 20;
 /** Decompressed bytes between two garbage collections during a restore. */
 const GC_EVERY = 16 << 20;
+/** Stored bytes read between two collections when decoded blocks are no garbage. */
+const GC_EVERY_STORED = 8 << 20;
 
 /**
  * Decompress one index's segments, in offset order, straight into the applier; verify they are
@@ -206,7 +216,7 @@ const GC_EVERY = 16 << 20;
  * index, RestorePlan.endOffset) only the bytes before it are applied; the rest of its segment is
  * still read, so its checksums are still verified.
  */
-async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void, decoded: (n: number) => void, limit?: number): Promise<void> {
+async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void, decoded: (n: number) => void, dec: DecodeOptions, limit?: number): Promise<void> {
   let written = 0;
   for (const [j, seg] of item.segments.entries()) {
     const name = `generations/${gen}/wal/${walSegmentName(seg.index, seg.offset)}`;
@@ -215,13 +225,13 @@ async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, a
     }
     const buf = fetched?.[j];
     if (buf) {
-      written += await feed(decodeFrames(once(buf), name), applier, name, decoded, (limit ?? Infinity) - seg.offset);
+      written += await feed(decodeFrames(once(buf), name, dec), applier, name, decoded, (limit ?? Infinity) - seg.offset);
       continue;
     }
     const mark = applier.mark();
     written += await withRetry(async () => {
       try {
-        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name), applier, name, decoded, (limit ?? Infinity) - seg.offset);
+        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name, dec), applier, name, decoded, (limit ?? Infinity) - seg.offset);
       } catch (err) {
         applier.rewind(mark);
         throw err;

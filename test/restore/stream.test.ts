@@ -4,19 +4,22 @@
  * its turn, and the result is still byte-identical to Litestream's (the 0.3.13 vectors).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { encodeFrame } from '../../src/format/lz4.js';
+import { decodeBuffers, encodeFrame } from '../../src/format/lz4.js';
+import { setNativeLZ4 } from '../../src/format/lz4-native.js';
+import { walSegmentName } from '../../src/format/paths.js';
 import { replicaFromURL } from '../../src/config/load.js';
 import type { Pos, ReplicaClient } from '../../src/replica/client.js';
 import { createClient } from '../../src/replica/create.js';
 import { executeRestore } from '../../src/restore/restore.js';
 import { LsinitError } from '../../src/errors.js';
 import { planForReplica } from '../../src/restore/target.js';
+import { malformedFrame } from '../helpers/lz4-frames.js';
 import { loadScenario, sha256File, stageReplica } from '../helpers/vectors.js';
 
 /** A file client whose WAL segment streams each break once, at their very end, with a reset connection. */
@@ -49,7 +52,10 @@ describe('restore streams WAL indexes', () => {
     work = mkdtempSync(join(tmpdir(), 'lsinit-restore-stream-'));
     replica = stageReplica('basic', work);
   });
-  after(() => rmSync(work, { recursive: true, force: true }));
+  after(() => {
+    setNativeLZ4(true);
+    rmSync(work, { recursive: true, force: true });
+  });
 
   for (const [what, prefetchBytes] of [['streamed in their turn', 0], ['fetched ahead', 8 << 20]] as const) {
     it(`segments ${what} that break are retried from their start; the result is Litestream's bytes`, async () => {
@@ -64,6 +70,46 @@ describe('restore streams WAL indexes', () => {
       assert.equal(sha256File(output), latest.expect.sha256);
       assert.deepEqual(readdirSync(outDir), ['restored.db']);
     });
+  }
+
+  // liblz4 decodes into reused buffers; lz4-napi (where liblz4 is missing) allocates per block.
+  for (const native of [true, false]) {
+    it(`${native ? 'liblz4' : 'lz4-napi'}: the result is Litestream's bytes`, async () => {
+      setNativeLZ4(native);
+      try {
+        assert.equal(decodeBuffers() !== undefined, native);
+        const client = createClient(replicaFromURL(`file://${replica}`, 'test'));
+        const plan = (await planForReplica(client, {}))!;
+        const output = join(mkdtempSync(join(work, 'out-')), 'restored.db');
+        await executeRestore(client, plan, { output });
+        assert.equal(sha256File(output), latest.expect.sha256);
+      } finally {
+        setNativeLZ4(true);
+      }
+    });
+  }
+
+  for (const [what, prefetchBytes] of [['streamed in its turn', 0], ['fetched ahead', 8 << 20]] as const) {
+    for (const native of [true, false]) {
+      it(`a WAL segment with a malformed LZ4 block (${what}, ${native ? 'liblz4' : 'lz4-napi'}) fails the restore; nothing is left`, async () => {
+        const bad = join(mkdtempSync(join(work, 'bad-')), 'replica');
+        cpSync(replica, bad, { recursive: true });
+        const client = createClient(replicaFromURL(`file://${bad}`, 'test'));
+        const plan = (await planForReplica(client, {}))!;
+        const last = plan.indexes.at(-1)!;
+        const seg = last.segments.at(-1)!;
+        const name = walSegmentName(last.index, seg.offset);
+        writeFileSync(join(bad, 'generations', plan.generation, 'wal', name), await malformedFrame());
+        const outDir = mkdtempSync(join(work, 'out-'));
+        setNativeLZ4(native);
+        try {
+          await assert.rejects(executeRestore(client, plan, { output: join(outDir, 'restored.db'), prefetchBytes }), (err) => err instanceof LsinitError && err.code === 'LSINIT_ERR_FORMAT' && err.message.includes(name) && /corrupt compressed block/.test(err.message));
+        } finally {
+          setNativeLZ4(true);
+        }
+        assert.deepEqual(readdirSync(outDir), [], 'no output and no temp or sidecar file');
+      });
+    }
   }
 });
 
