@@ -5,7 +5,7 @@ import { xxh32, xxhReady } from '../../src/format/xxh32.js';
 export async function frameOf(blocks: Buffer[], bd = 0x70): Promise<Buffer> {
   await xxhReady();
   const desc = Buffer.from([0x64, bd]);
-  const parts = [Buffer.from([0x04, 0x22, 0x4d, 0x18]), desc, Buffer.from([(xxh32(desc) >>> 8) & 0xff])];
+  const parts: Buffer[] = [Buffer.from([0x04, 0x22, 0x4d, 0x18]), desc, Buffer.from([(xxh32(desc) >>> 8) & 0xff])];
   for (const b of blocks) {
     const sz = Buffer.alloc(4);
     sz.writeUInt32LE(b.length, 0);
