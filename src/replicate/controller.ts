@@ -27,6 +27,7 @@ import { processClock } from '../util/clock.js';
 import { leaseKey } from './early-start.js';
 import { finalSync } from './final-sync.js';
 import { LeaseGuard } from './lease-guard.js';
+import type { LeaseHandover } from './lease-options.js';
 import { MetaLocks } from './meta-lock.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 import { Validator } from './validate.js';
@@ -73,9 +74,10 @@ export class Controller implements ControllerLike {
 
   /**
    * `holderIds`: lease holder ids by `leaseKey(db, replica)`, when another thread of this process
-   * takes (or took) the leases first (early-start.ts); absent ones are random.
+   * takes (or took) the leases first (early-start.ts); absent ones are random. `handovers`: what
+   * that thread wrote, filled in before start() (adopted without a second write, lease-options.ts).
    */
-  constructor(config: Config, log: Logger, opts: { now?: () => number; metaLocked?: boolean; holderIds?: Record<string, string> } = {}) {
+  constructor(config: Config, log: Logger, opts: { now?: () => number; metaLocked?: boolean; holderIds?: Record<string, string>; handovers?: Record<string, LeaseHandover> } = {}) {
     this.config = config;
     this.log = log;
     this.now = opts.now ?? processClock;
@@ -88,9 +90,10 @@ export class Controller implements ControllerLike {
       replicas.forEach((r, ri) => {
         const lc = r.cfg.lease;
         if (!lc) return;
-        const holderId = opts.holderIds?.[leaseKey(di, ri)];
+        const key = leaseKey(di, ri);
+        const holderId = opts.holderIds?.[key];
         e.leases.set(r, new LeaseGuard({
-          ...(holderId === undefined ? {} : { holderId }),
+          ...(holderId === undefined ? {} : { holderId, handedOver: () => opts.handovers?.[key] }),
           store: leaseStoreFor(r.cfg.type, r.cfg.settings),
           replica: r.name,
           ttlMs: lc.ttlMs,

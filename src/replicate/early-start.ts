@@ -11,7 +11,8 @@
  * The single-writer lease must be held before the app starts too (a second instance must not run
  * its app). The main thread takes it only where that is cheap: `file` replicas (a local
  * exclusive create). Its holder id is handed to the worker, whose guard finds its own id in the
- * store and renews the lease as its own (lease-guard.ts, holderId). Anything else falls back to
+ * store and keeps the lease as its own: as written here when the store still holds exactly that
+ * (lease-guard.ts, handedOver: no second write before the final sync can run), else renewed at once. Anything else falls back to
  * the worker doing every step before the app starts: a missing database (restore first), a
  * replica whose lease needs a network SDK, a database not in WAL mode yet, or a lease store error.
  */
@@ -25,6 +26,7 @@ import { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { leaseStoreFor } from '../replica/lease/index.js';
 import { LeaseGuard } from './lease-guard.js';
+import type { LeaseHandover } from './lease-options.js';
 
 /** Key of a replica's lease holder id: database and replica indexes in the config. */
 export function leaseKey(db: number, replica: number): string {
@@ -55,10 +57,17 @@ export class EarlyHold {
   private readonly conns: BetterSqlite3.Database[];
   private readonly guards: LeaseGuard[];
   private handedOver = false;
+  /** The leases as written here, by `leaseKey`, for the worker to adopt without writing them again. */
+  readonly handovers: Record<string, LeaseHandover>;
 
-  constructor(conns: BetterSqlite3.Database[], guards: LeaseGuard[]) {
+  constructor(conns: BetterSqlite3.Database[], guards: LeaseGuard[], keys: string[]) {
     this.conns = conns;
     this.guards = guards;
+    this.handovers = {};
+    guards.forEach((g, i) => {
+      const h = g.handover();
+      if (h) this.handovers[keys[i]!] = h;
+    });
   }
 
   /** The worker holds its own read locks and the leases: let go of ours (the connections stay open). */
@@ -97,8 +106,10 @@ function readLock(c: BetterSqlite3.Database): void {
  */
 export async function holdEarly(config: Config, holderIds: Record<string, string>, log: Logger, signal: AbortSignal): Promise<EarlyHold | undefined> {
   const guards: LeaseGuard[] = [];
+  const keys: string[] = [];
   config.dbs.forEach((d, di) => d.replicas.forEach((r, ri) => {
     if (!r.lease) return;
+    keys.push(leaseKey(di, ri));
     guards.push(new LeaseGuard({
       store: leaseStoreFor(r.type, r.settings),
       replica: r.name,
@@ -149,5 +160,5 @@ export async function holdEarly(config: Config, holderIds: Record<string, string
     await Promise.all(guards.map((g) => g.release().catch(() => {})));
     return undefined;
   }
-  return new EarlyHold(conns, guards);
+  return new EarlyHold(conns, guards, keys);
 }

@@ -27,7 +27,7 @@ import { setTimeout as sleepTimer } from 'node:timers/promises';
 import { errorMessage, LsinitError } from '../errors.js';
 import { isLeaseConflict, LEASE_VERSION, leaseConflict, type Lease, type LeaseHolder, type LeaseRecord, type LeaseStore } from '../replica/lease/types.js';
 import { describeHolder, heldError, lostError, pidAlive, timeoutError, unsureError } from './lease-messages.js';
-import { DEFAULT_LEASE_MAX_WAIT_MS, DEFAULT_LEASE_TTL_MS, type LeaseGuardOptions, type LeaseState } from './lease-options.js';
+import { DEFAULT_LEASE_MAX_WAIT_MS, DEFAULT_LEASE_TTL_MS, type LeaseGuardOptions, type LeaseHandover, type LeaseState } from './lease-options.js';
 
 export { DEFAULT_LEASE_MAX_WAIT_MS, DEFAULT_LEASE_TTL_MS, type LeaseGuardOptions, type LeaseState } from './lease-options.js';
 
@@ -114,6 +114,12 @@ export class LeaseGuard {
       try {
         if (!rec) {
           await this.take((l) => this.o.store.create(l), undefined);
+          return;
+        }
+        const handover = rec.lease.holder.id === this.holder.id ? this.o.handedOver?.() : undefined;
+        if (handover && handover.token === rec.token) {
+          this.hold(rec.token, this.mono() - Number(process.hrtime.bigint() - handover.writtenAtNs) / 1e6);
+          this.o.log?.debug('replica lease taken over from this process\'s other thread, as it wrote it', { replica: this.o.replica, holderId: this.holder.id });
           return;
         }
         if (rec.lease.holder.id === this.holder.id) {
@@ -352,9 +358,29 @@ export class LeaseGuard {
     this.o.onLost?.(err);
   }
 
+  /** The lease is ours as of `token`, written at monotonic `at`: arm the watchdog and the renewals. */
+  private hold(token: string, at: number): void {
+    this.token = token;
+    this.state = 'held';
+    this.unsureError = undefined;
+    this.failures = 0;
+    this.lastFailure = undefined;
+    LIVE_HERE.add(this.holder.id);
+    this.setDeadline(at + this.ttlMs);
+    this.schedule(Math.max(0, at + this.renewIntervalMs - this.mono()));
+  }
+
+  private written: LeaseHandover | undefined;
+
+  /** Our last write (token, and when: `process.hrtime.bigint()` before it), for the thread that keeps the lease. */
+  handover(): LeaseHandover | undefined {
+    return this.state === 'held' || this.state === 'idle' ? this.written : undefined;
+  }
+
   /** Write our lease with `write`, read it back, and start renewing. */
   private async take(write: (lease: Lease) => Promise<string>, previous: LeaseRecord | undefined, regain = false, handedOver = false): Promise<void> {
     const at = this.mono();
+    const atNs = process.hrtime.bigint();
     const lease = this.lease();
     await this.timed(previous || regain ? 'replace' : 'create', () => write(lease));
     // Read-after-write: a store that ignores conditional headers (some S3-compatibles) shows here
@@ -364,16 +390,10 @@ export class LeaseGuard {
       throw leaseConflict(this.o.store, previous ? 'replace' : 'create', 'another instance wrote the lease object right after us');
     }
     // Renew with the token of what we read back (equal to the write's on every store tested).
-    this.token = back.token;
-    this.state = 'held';
-    this.unsureError = undefined;
-    this.failures = 0;
-    this.lastFailure = undefined;
-    LIVE_HERE.add(this.holder.id);
-    this.setDeadline(at + this.ttlMs);
+    this.hold(back.token, at);
+    this.written = { token: back.token, writtenAtNs: atNs };
     if (handedOver) this.o.log?.debug('replica lease taken over from this process\'s other thread', { replica: this.o.replica, holderId: this.holder.id });
     else if (!regain) this.o.log?.info('replica lease acquired', { replica: this.o.replica, location: this.o.store.location, expiresAt: lease.expiresAt, holderId: this.holder.id });
-    this.schedule(this.renewIntervalMs);
     if (previous) {
       const msg = previous.corrupt !== undefined
         ? 'took over an unreadable replica lease'

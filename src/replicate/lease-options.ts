@@ -47,6 +47,13 @@ export interface LeaseGuardOptions {
    * store, renews it as its own (early-start.ts). Never shared between processes.
    */
   holderId?: string;
+  /**
+   * The lease the other thread wrote under `holderId` (its token, and the monotonic process time,
+   * `process.hrtime.bigint()`, taken before the write). When the store still holds exactly that, it
+   * is adopted as written: no second write before the app's final sync can run; the deadline and
+   * the first renewal count from the other thread's write.
+   */
+  handedOver?: () => LeaseHandover | undefined;
   /** Wall clock (ms): the stored expiry, and other holders' expiries, are wall-clock times. */
   now?: () => number;
   /** Monotonic clock (ms) for our own deadline and waits (default performance.now). */
@@ -64,6 +71,12 @@ export interface LeaseGuardOptions {
   onRegained?: (info: { relearn: boolean }) => void;
   /** Called once when another live instance holds the lease; the replica is never written again. */
   onLost?: (err: LsinitError) => void;
+}
+
+/** What the thread that took a lease hands to the one that keeps it (`handedOver`). */
+export interface LeaseHandover {
+  token: string;
+  writtenAtNs: bigint;
 }
 
 export type LeaseState = 'idle' | 'held' | 'unsure' | 'lost' | 'released';

@@ -114,7 +114,7 @@ export class WorkerController implements ControllerLike {
       await this.call('start');
       return;
     }
-    this.call('start').then(
+    this.call('start', { handovers: early.handovers }).then(
       () => early.handOver(),
       (err: unknown) => {
         this.log.error('replication could not start; the app keeps running without it', { error: errorMessage(err) });

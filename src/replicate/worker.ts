@@ -9,6 +9,7 @@ import type { Config } from '../config/types.js';
 import { errorMessage } from '../errors.js';
 import type { Fields, Level, Logger } from '../log/logger.js';
 import { Controller } from './controller.js';
+import type { LeaseHandover } from './lease-options.js';
 import { cloneableFields, packError, unpack, type CallOp, type FromWorker, type ToWorker } from './worker-protocol.js';
 
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -46,7 +47,9 @@ type Ops = Record<CallOp, (args: unknown) => Promise<unknown>>;
 async function main(port: NonNullable<typeof parentPort>, data: WorkerData, appEnded: () => number | undefined): Promise<Ops> {
   const config = unpack(data.config) as Config;
   const log = forwardingLogger(port, data.level);
-  const controller = new Controller(config, log, { metaLocked: data.metaLocked === true, holderIds: data.holderIds });
+  // Filled in by the start call: the leases the main thread wrote (early-start.ts), adopted as written.
+  const handovers: Record<string, LeaseHandover> = {};
+  const controller = new Controller(config, log, { metaLocked: data.metaLocked === true, holderIds: data.holderIds, handovers });
   // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
   let metrics: { close(): Promise<void> } | undefined;
   if (config.addr) {
@@ -59,7 +62,10 @@ async function main(port: NonNullable<typeof parentPort>, data: WorkerData, appE
   }
   return {
     restoreMissing: () => controller.restoreMissing(),
-    start: () => controller.start(),
+    start: (args: unknown) => {
+      Object.assign(handovers, (args as { handovers?: Record<string, LeaseHandover> } | undefined)?.handovers);
+      return controller.start();
+    },
     close: (args: unknown) => controller.close(args as { deadline: number; fast?: boolean }),
     shutdown: async () => {
       await metrics?.close();

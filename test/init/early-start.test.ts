@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -78,4 +78,39 @@ test('a lease held by another instance keeps the app from starting, and the data
   assert.doesNotMatch(second.output, /msg="(sync: new generation|continuing generation)"/);
   holder.kill('SIGTERM');
   assert.equal((await holder.done).code, 143);
+});
+
+// Given the lease as read by a shell the moment the app started ($LEASE_AT_START), reads it again
+// once the worker has synced (a generation on the replica), then waits for the first renewal;
+// prints the three.
+const WATCH_LEASE = `
+const fs = require('fs'); const path = require('path');
+const lease = path.join(process.env.REPLICA, 'lsinit-lease.json');
+const a = process.env.LEASE_AT_START;
+const until = Date.now() + 20000;
+const wait = (ok) => { while (!ok() && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10); };
+wait(() => fs.existsSync(path.join(process.env.REPLICA, 'generations')));
+const b = fs.readFileSync(lease, 'utf8');
+wait(() => fs.readFileSync(lease, 'utf8') !== b);
+console.log(JSON.stringify({ a, b, c: fs.readFileSync(lease, 'utf8') }));
+`;
+
+test('the worker keeps the lease the main thread wrote as it is (no second write before it can sync) and renews it on time from that write', { timeout: 120_000 }, async (t) => {
+  const { db, replica, cfg } = setup(t);
+  // ttl 9 s: renewals every 3 s, counted from the main thread's write.
+  writeFileSync(cfg, `dbs:\n  - path: ${db}\n    replicas:\n      - type: file\n        path: ${replica}\n        lease: {ttl: 9s}\n`);
+  const lease = join(replica, 'lsinit-lease.json');
+  const app = `LEASE_AT_START="$(cat '${lease}')" exec '${process.execPath}' -e "$WATCH"`;
+  const r = await run(['-config', cfg, '--', 'sh', '-c', app], { REPLICA: replica, WATCH: WATCH_LEASE }).done;
+  assert.equal(r.code, 0, r.output);
+  const seen = JSON.parse(/^\{"a".*$/m.exec(r.output)?.[0] ?? 'null') as { a: string; b: string; c: string } | null;
+  assert.ok(seen, r.output);
+  const [a, b, c] = [seen.a, seen.b, seen.c].map((x) => JSON.parse(x) as { holder: { id: string; pid: number }; expiresAt: string });
+  // The app started with the lease held; the worker synced without writing it again.
+  assert.deepEqual(b, a);
+  // Then the worker renewed it under the same holder, before it expired.
+  assert.equal(c!.holder.id, a!.holder.id);
+  assert.ok(Date.parse(c!.expiresAt) > Date.parse(a!.expiresAt), `${seen.a} → ${seen.c}`);
+  assert.match(r.output, /msg="replica lease released"/);
+  assert.equal(existsSync(lease), false);
 });

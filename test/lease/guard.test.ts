@@ -303,4 +303,30 @@ describe('LeaseGuard', () => {
     await g.release();
     await assert.rejects(g.acquire(), isCode('LSINIT_ERR_LEASE'));
   });
+  it('the lease another thread wrote under our holder id is adopted without a write while the store holds exactly it, else renewed at once', async () => {
+    const dir = join(root, `r${++n}`);
+    const first = new LeaseGuard({ store: store(dir), holderId: 'shared-id', ttlMs: 60_000 });
+    await first.acquire();
+    first.stop();
+    const handover = first.handover();
+    assert.ok(handover);
+    let writes = 0;
+    const counting = (s: LeaseStore) => faulty(s, { replace: (l, t) => (writes++, s.replace(l, t)), create: (l) => (writes++, s.create(l)) });
+    const before = await store(dir).read();
+    // The other thread wrote it 20 s ago (monotonic): the deadline counts from then.
+    const adopted = new LeaseGuard({ store: counting(store(dir)), holderId: 'shared-id', ttlMs: 60_000, handedOver: () => ({ ...handover, writtenAtNs: handover.writtenAtNs - 20_000_000_000n }) });
+    await adopted.acquire();
+    assert.equal(writes, 0);
+    assert.equal(adopted.held, true);
+    assert.ok(adopted.remainingMs > 35_000 && adopted.remainingMs <= 40_000, String(adopted.remainingMs));
+    assert.deepEqual((await store(dir).read())?.lease, before?.lease);
+    adopted.stop();
+    // Changed since (another write under our id): renewed at once, as without a handover.
+    const renewed = new LeaseGuard({ store: counting(store(dir)), holderId: 'shared-id', ttlMs: 60_000, handedOver: () => ({ ...handover, token: 'not-the-current-token' }) });
+    await renewed.acquire();
+    assert.equal(writes, 1);
+    assert.ok(renewed.remainingMs > 55_000);
+    await renewed.release();
+    assert.equal(await store(dir).read(), undefined);
+  });
 });
