@@ -313,14 +313,16 @@ describe('LeaseGuard', () => {
     let writes = 0;
     const counting = (s: LeaseStore) => faulty(s, { replace: (l, t) => (writes++, s.replace(l, t)), create: (l) => (writes++, s.create(l)) });
     const before = await store(dir).read();
-    // The other thread wrote it 20 s ago (monotonic): the deadline counts from then.
-    const adopted = new LeaseGuard({ store: counting(store(dir)), holderId: 'shared-id', ttlMs: 60_000, handedOver: () => ({ ...handover, writtenAtNs: handover.writtenAtNs - 20_000_000_000n }) });
+    // The other thread wrote it 10 s ago (monotonic): the deadline counts from then (the first
+    // renewal too: due 20 s after that write, not yet).
+    const adopted = new LeaseGuard({ store: counting(store(dir)), holderId: 'shared-id', ttlMs: 60_000, handedOver: () => ({ ...handover, writtenAtNs: handover.writtenAtNs - 10_000_000_000n }) });
     await adopted.acquire();
     assert.equal(writes, 0);
     assert.equal(adopted.held, true);
-    assert.ok(adopted.remainingMs > 35_000 && adopted.remainingMs <= 40_000, String(adopted.remainingMs));
+    assert.ok(adopted.remainingMs > 45_000 && adopted.remainingMs <= 50_000, String(adopted.remainingMs));
     assert.deepEqual((await store(dir).read())?.lease, before?.lease);
     adopted.stop();
+    assert.equal(writes, 0);
     // Changed since (another write under our id): renewed at once, as without a handover.
     const renewed = new LeaseGuard({ store: counting(store(dir)), holderId: 'shared-id', ttlMs: 60_000, handedOver: () => ({ ...handover, token: 'not-the-current-token' }) });
     await renewed.acquire();
