@@ -24,6 +24,8 @@ const SKIPPABLE_MAGIC = 0x184d2a50;
 const AGE_MAGIC = 0x2d656761;
 const LEGACY_BLOCK = 8 << 20;
 const WRITE_BLOCK = 4 << 20;
+/** The size of the blocks we write: a source read in chunks of this size is compressed without joining. */
+export const FRAME_BLOCK_SIZE = WRITE_BLOCK;
 const HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x64, 0x70, 0xb9]);
 const BLOCK_SIZES: Record<number, number> = { 4: 64 << 10, 5: 256 << 10, 6: 1 << 20, 7: 4 << 20 };
 
@@ -52,15 +54,20 @@ function decompressPrefixed(framed: Buffer, maxSize: number, dict: Buffer | unde
   }
 }
 
+/**
+ * The block behind its 4-byte size field, in lz4_flex's output buffer (its own 4-byte size prefix
+ * becomes the field): no second buffer. A block that does not shrink is stored raw, copied into
+ * that same buffer, which is then larger than the input.
+ */
 function compressBlock(raw: Buffer): Buffer {
-  const out = compressSync(raw).subarray(4); // drop lz4_flex's 4-byte size prefix
-  const size = Buffer.allocUnsafe(4);
-  if (out.length >= raw.length) {
-    size.writeUInt32LE((raw.length | 0x80000000) >>> 0, 0); // stored block
-    return Buffer.concat([size, raw]);
+  const out = compressSync(raw);
+  if (out.length - 4 >= raw.length) {
+    out.writeUInt32LE((raw.length | 0x80000000) >>> 0, 0); // stored block
+    raw.copy(out, 4);
+    return out.subarray(0, 4 + raw.length);
   }
-  size.writeUInt32LE(out.length, 0);
-  return Buffer.concat([size, out]);
+  out.writeUInt32LE(out.length - 4, 0);
+  return out;
 }
 
 /** One whole frame for a small buffer (WAL segments). */
@@ -76,7 +83,11 @@ export async function encodeFrame(data: Uint8Array): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-/** Streaming encoder: memory stays at one 4 MiB block whatever the input size (snapshots). */
+/**
+ * Streaming encoder: memory stays at one 4 MiB block whatever the input size (snapshots). A chunk
+ * of FRAME_BLOCK_SIZE bytes (or the last chunk) is hashed and compressed into a new buffer before
+ * the next is asked for, so a source may read every such chunk into the same buffer.
+ */
 export async function* encodeFrameStream(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
   await xxhReady();
   const hash = xxh32Stream();

@@ -1,5 +1,12 @@
-/** xxHash32 (seed 0) as the LZ4 frame format uses it, from the xxhash-wasm package. */
+/**
+ * xxHash32 (seed 0) as the LZ4 frame format uses it, from the xxhash-wasm package. The package
+ * copies each input into its WebAssembly memory, which grows to the largest input and never
+ * shrinks: inputs go in pieces of at most PIECE bytes, so that memory stays small whatever the
+ * block or segment size.
+ */
 import xxhash from 'xxhash-wasm';
+
+const PIECE = 256 << 10;
 
 type Hasher = Awaited<ReturnType<typeof xxhash>>;
 let hasher: Hasher | undefined;
@@ -16,7 +23,10 @@ function h(): Hasher {
 }
 
 export function xxh32(data: Uint8Array): number {
-  return h().h32Raw(data, 0) >>> 0;
+  if (data.length <= PIECE) return h().h32Raw(data, 0) >>> 0;
+  const s = xxh32Stream();
+  s.update(data);
+  return s.digest();
 }
 
 export interface XXH32Stream {
@@ -28,7 +38,7 @@ export function xxh32Stream(): XXH32Stream {
   const s = h().create32(0);
   return {
     update(data) {
-      s.update(data);
+      for (let off = 0; off < data.length; off += PIECE) s.update(data.subarray(off, off + PIECE));
     },
     digest() {
       return Number(s.digest()) >>> 0;

@@ -7,13 +7,12 @@
  * Litestream 0.3.5's LIST per sync was 99 % of a user's bill). LIST/GET happen only when the
  * replica (re)learns its position: at start and after a new generation.
  */
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { buffer } from 'node:stream/consumers';
 import { assertAgeWritable } from '../config/age.js';
 import type { ReplicaConfig } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
-import { decodeFrames, encodeFrame, encodeFrameStream } from '../format/lz4.js';
+import { FRAME_BLOCK_SIZE, decodeFrames, encodeFrame, encodeFrameStream } from '../format/lz4.js';
 import { hex8 } from '../format/paths.js';
 import type { Logger } from '../log/logger.js';
 import type { ReplicaSource } from '../sqlite/snapshot-source.js';
@@ -22,8 +21,11 @@ import { processClock } from '../util/clock.js';
 import { withRetry } from './retry.js';
 import { gcPacer } from '../util/memory.js';
 
-/** Segments up to this size are compressed in memory and sent in one PUT; larger ones stream. */
-const INLINE_SEGMENT_MAX = 8 << 20;
+/**
+ * Segments up to this size are read whole, compressed in memory and sent in one PUT; larger ones
+ * stream one LZ4 block at a time (a PUT too when the store's client finds them small enough).
+ */
+const INLINE_SEGMENT_MAX = 1 << 20;
 /**
  * Readable.from() buffers 16 objects ahead by default: 16 compressed 4 MiB LZ4 blocks (64 MiB of
  * RSS) whenever the store is slower than the disk. One block ahead keeps the pipe full.
@@ -36,6 +38,57 @@ export const ONE_BLOCK_AHEAD = { highWaterMark: 1 } as const;
  */
 let pace: ((bytes: number) => void) | undefined;
 const shipped = (bytes: number) => (pace ??= gcPacer(16 << 20))(bytes);
+
+/** Counts each chunk as it is read, so that one large snapshot is collected as it goes. */
+async function* paced(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    shipped(chunk.length);
+    yield chunk;
+  }
+}
+
+/**
+ * [start, end) of `path` in chunks of one LZ4 block, all read into one buffer: the encoder hashes
+ * and compresses each chunk (into a new buffer) before it asks for the next, so a segment of any
+ * size costs one block of read buffer, not a fresh one per block left for the GC.
+ */
+async function* blocksOf(path: string, start: number, end: number): AsyncGenerator<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(FRAME_BLOCK_SIZE, end - start));
+    for (let off = start; off < end; ) {
+      const want = Math.min(buf.length, end - off);
+      let n = 0;
+      while (n < want) {
+        const { bytesRead } = await fh.read(buf, n, want - n, off + n);
+        if (bytesRead === 0) throw new LsinitError('LSINIT_ERR_REPLICA', `short read of ${path}: ${off + n - start} of ${end - start} bytes`, { transient: true });
+        n += bytesRead;
+      }
+      shipped(want);
+      yield buf.subarray(0, want);
+      off += want;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** `len` bytes of `path` from `offset`, in one buffer (no list of chunks to join). */
+async function readRange(path: string, offset: number, len: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const b = Buffer.allocUnsafe(len);
+    let n = 0;
+    while (n < len) {
+      const { bytesRead } = await fh.read(b, n, len - n, offset + n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return n === len ? b : b.subarray(0, n);
+  } finally {
+    await fh.close();
+  }
+}
 
 export interface ReplicaStats {
   walBytes: number;
@@ -182,17 +235,17 @@ export class Replica {
     const t0 = performance.now();
     await this.retry(async () => {
     if (len <= INLINE_SEGMENT_MAX) {
-      const raw = await buffer(createReadStream(path, { start: p.offset, end: end - 1 }));
+      const raw = await readRange(path, p.offset, len);
       if (raw.length !== len) throw new LsinitError('LSINIT_ERR_REPLICA', `short read of ${path}: ${raw.length} of ${len} bytes`, { transient: true });
       await this.client.writeWALSegment(p, await encodeFrame(raw));
+      shipped(len);
     } else {
-      const body = Readable.from(encodeFrameStream(createReadStream(path, { start: p.offset, end: end - 1, highWaterMark: 1 << 20 })), ONE_BLOCK_AHEAD);
+      const body = Readable.from(encodeFrameStream(blocksOf(path, p.offset, end)), ONE_BLOCK_AHEAD);
       await this.client.writeWALSegment(p, body);
     }
     }, opts);
     this.pos = { generation: p.generation, index: p.index, offset: end };
     this.stats.walBytes += len;
-    shipped(len);
     this.log.info('wal segment written', { position: formatPos(p), elapsed_ms: Math.round(performance.now() - t0), sz: len });
   }
 
@@ -264,8 +317,7 @@ export class Replica {
       await this.retry(async () => {
         const s = pin.open();
         try {
-          await this.client.writeSnapshot(s.generation, s.index, Readable.from(encodeFrameStream(s.stream), ONE_BLOCK_AHEAD));
-          shipped(s.size);
+          await this.client.writeSnapshot(s.generation, s.index, Readable.from(encodeFrameStream(paced(s.stream)), ONE_BLOCK_AHEAD));
         } finally {
           s.stream.destroy();
         }
