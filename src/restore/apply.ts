@@ -9,12 +9,14 @@
  * Streaming: bytes are pushed in chunks of any size as they are decompressed, so memory stays at
  * one frame (carried across chunks) whatever the index's size, and the WAL never goes to a
  * temporary file. Runs of consecutive pages (a transaction's new pages usually are) are written
- * with one writev of views into the pushed chunk, so no page is copied in JavaScript.
+ * with one writev of views into the pushed chunk, so no page is copied in JavaScript; they go
+ * through a PageSink (a restore queues them on the thread pool, see writer.ts).
  * `mark()`/`rewind()` let a caller retry a segment from its start.
  */
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writevSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { LsinitError } from '../errors.js';
 import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE, parseFrameHeader, parseWALHeader, verifyFrameAt, type Checksum, type WALHeader } from '../format/wal.js';
+import { syncSink, type PageSink } from './writer.js';
 
 /** Page size from a database header (offset 16, big-endian; 1 means 65536). */
 export function dbPageSize(header: Uint8Array): number {
@@ -59,13 +61,19 @@ export class WALApplier {
   private run: Buffer[] = [];
   private runFirst = 0;
 
+  private readonly sink: PageSink;
+
   /**
    * @param dbFd  open read-write descriptor of the database being restored
    * @param label e.g. `generation 0123…/index 00000002` for error messages
+   * @param opts  `sink`: where pages and the final truncation go (default: written at once to
+   *              dbFd); `filePages`: the database's size in pages before this index (default: the
+   *              file's, which queued writes may not have reached yet)
    */
-  constructor(private readonly dbFd: number, private readonly pageSize: number, private readonly label: string) {
+  constructor(dbFd: number, private readonly pageSize: number, private readonly label: string, opts: { sink?: PageSink; filePages?: number } = {}) {
     this.frameSize = FRAME_HEADER_SIZE + pageSize;
-    this.filePages = Math.floor(fstatSync(dbFd).size / pageSize);
+    this.sink = opts.sink ?? syncSink(dbFd);
+    this.filePages = opts.filePages ?? Math.floor(fstatSync(dbFd).size / pageSize);
     this.carry = Buffer.allocUnsafe(this.frameSize);
     this.s = { header: undefined, sum: [0, 0], frames: 0, lastCommit: 0, lastCommitFrame: -1, maxPage: this.filePages };
   }
@@ -82,7 +90,11 @@ export class WALApplier {
       if (this.carried < want) return;
       this.carried = 0;
       if (this.s.header === undefined) this.startHeader(this.carry.subarray(0, WAL_HEADER_SIZE));
-      else this.frame(this.carry, 0);
+      else {
+        this.frame(this.carry, 0);
+        // Its page may be written after this returns (a queued sink): the next carry is another buffer.
+        this.carry = Buffer.allocUnsafe(this.frameSize);
+      }
     }
     for (; off + this.frameSize <= chunk.length; off += this.frameSize) this.frame(chunk, off);
     // The run holds views into `chunk` and `carry`: written before either is reused.
@@ -116,7 +128,7 @@ export class WALApplier {
     if (n > 0) {
       if (this.s.lastCommitFrame !== n - 1) throw corrupt(`${this.label}: WAL does not end on a commit frame (last commit at frame ${this.s.lastCommitFrame} of ${n})`);
       // SQLite truncates the database to the last commit's size after a complete checkpoint.
-      ftruncateSync(this.dbFd, this.s.lastCommit * this.pageSize);
+      this.sink.truncate(this.s.lastCommit * this.pageSize);
     }
     return { frames: n, pages: this.s.lastCommit };
   }
@@ -172,7 +184,7 @@ export class WALApplier {
 
   private flush(): void {
     if (this.run.length === 0) return;
-    writevAll(this.dbFd, this.run, (this.runFirst - 1) * this.pageSize);
+    this.sink.writev(this.run, (this.runFirst - 1) * this.pageSize);
     this.run = [];
   }
 }
@@ -196,19 +208,6 @@ export function applyWALFile(dbFd: number, walPath: string, pageSize: number, la
     return a.finish();
   } finally {
     closeSync(fd);
-  }
-}
-
-/** writev until every byte is written (a short write continues where it stopped). */
-function writevAll(fd: number, bufs: Buffer[], pos: number): void {
-  let rest = bufs;
-  while (rest.length > 0) {
-    let n = writevSync(fd, rest, pos);
-    pos += n;
-    let i = 0;
-    while (i < rest.length && n >= rest[i]!.length) n -= rest[i++]!.length;
-    rest = rest.slice(i);
-    if (n > 0) rest[0] = rest[0]!.subarray(n);
   }
 }
 

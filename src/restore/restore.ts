@@ -19,6 +19,7 @@ import { withRetry } from '../replica/retry.js';
 import { gcPacer } from '../util/memory.js';
 import { WALApplier, dbPageSize } from './apply.js';
 import { Prefetcher, openSegment, type IndexItem } from './fetch.js';
+import { SerialWriter } from './writer.js';
 import type { RestorePlan } from './target.js';
 
 export interface ExecuteOptions {
@@ -94,27 +95,25 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
   };
   const gen = plan.generation;
   const fh = await fsp.open(tmp, 'w+');
+  const writer = new SerialWriter(fh.fd);
   const flush = new WriteBack(fh, WRITE_BACK_EVERY);
   try {
     log.info('restoring snapshot', { generation: gen, index: hex8(plan.snapshot.index), indexes: plan.indexes.length });
     const snapName = `generations/${gen}/snapshots/${hex8(plan.snapshot.index)}.snapshot.lz4`;
+    let snapBytes = 0;
     await withRetry(async () => {
-      await fh.truncate(0);
-      // One write in flight on the thread pool while the next block is read, checked and decoded
-      // (and awaited before the one after is decoded into the same buffer: `dec`).
+      await writer.settled(); // a failed attempt's writes are done before starting over
+      writer.truncate(0);
+      // Each block is written on the thread pool while the next is read, checked and decoded.
       let pos = 0;
-      let writing = Promise.resolve();
-      try {
-        for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName, dec)) {
-          await writing;
-          writing = writeAllAsync(fh, chunk, pos);
-          pos += chunk.length;
-          decoded(chunk.length);
-        }
-      } finally {
-        await writing.catch(() => {}); // a failed write is thrown below; never two writes racing a retry
+      for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName, dec)) {
+        writer.writev([chunk], pos);
+        pos += chunk.length;
+        decoded(chunk.length);
+        await writer.turn();
       }
-      await writing;
+      await writer.drained();
+      snapBytes = pos;
     });
     log.debug('snapshot written', { ms: ms() });
     flush.wrote(Infinity); // the snapshot goes to disk while the WAL is applied
@@ -125,18 +124,23 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
     }
     const pageSize = dbPageSize(hdr);
     const ahead = new Prefetcher(client, gen, plan.indexes, { parallelism: Math.max(1, opts.parallelism ?? 8), budget: opts.prefetchBytes ?? PREFETCH_BUDGET, onBytes });
+    const ctx: ApplyContext = { client, gen, onBytes, decoded, dec, writer };
     let frames = 0;
+    // Pages and truncations are queued (writer), so each index is told the size the file will have.
+    let pages = Math.floor(snapBytes / pageSize);
     for (let k = 0; k < plan.indexes.length; k++) {
       ahead.ahead(k);
       const item = plan.indexes[k]!;
-      const applier = new WALApplier(fh.fd, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`);
-      await applyIndex(client, gen, item, applier, await ahead.take(k), onBytes, decoded, dec, k === plan.indexes.length - 1 ? plan.endOffset : undefined);
-      const applied = applier.finish().frames;
-      frames += applied;
-      flush.wrote(applied * pageSize);
+      const applier = new WALApplier(fh.fd, pageSize, `generation ${gen} WAL index ${hex8(item.index)}`, { sink: writer, filePages: pages });
+      await applyIndex(ctx, item, applier, await ahead.take(k), k === plan.indexes.length - 1 ? plan.endOffset : undefined);
+      const applied = applier.finish();
+      if (applied.frames > 0) pages = applied.pages;
+      frames += applied.frames;
+      flush.wrote(applied.frames * pageSize);
       progress.applied++;
       report();
     }
+    await writer.drained();
     log.debug('WAL applied', { ms: ms(), frames });
     // The final fsync runs on the thread pool while the integrity check reads the file through
     // SQLite on this thread: the bytes are final, and both must pass before the rename.
@@ -160,6 +164,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
     log.info('restore complete', { output, generation: gen, size: st.size, wal_indexes: plan.indexes.length });
     return { output, size: st.size, pageSize, walIndexes: plan.indexes.length, frames };
   } finally {
+    await writer.settled();
     await flush.settled();
     await fh.close().catch(() => {});
     await Promise.all([...tmpFiles].map((f) => fsp.rm(f, { force: true }).catch(() => {})));
@@ -209,6 +214,15 @@ const GC_EVERY = 16 << 20;
 /** Stored bytes read between two collections when decoded blocks are no garbage. */
 const GC_EVERY_STORED = 8 << 20;
 
+interface ApplyContext {
+  client: ReplicaClient;
+  gen: string;
+  onBytes: (n: number) => void;
+  decoded: (n: number) => void;
+  dec: DecodeOptions;
+  writer: SerialWriter;
+}
+
 /**
  * Decompress one index's segments, in offset order, straight into the applier; verify they are
  * contiguous. A segment not fetched ahead is streamed (memory stays at one LZ4 block whatever its
@@ -216,57 +230,55 @@ const GC_EVERY_STORED = 8 << 20;
  * index, RestorePlan.endOffset) only the bytes before it are applied; the rest of its segment is
  * still read, so its checksums are still verified.
  */
-async function applyIndex(client: ReplicaClient, gen: string, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, onBytes: (n: number) => void, decoded: (n: number) => void, dec: DecodeOptions, limit?: number): Promise<void> {
+async function applyIndex(c: ApplyContext, item: IndexItem, applier: WALApplier, fetched: Buffer[] | undefined, limit?: number): Promise<void> {
   let written = 0;
   for (const [j, seg] of item.segments.entries()) {
-    const name = `generations/${gen}/wal/${walSegmentName(seg.index, seg.offset)}`;
+    const name = `generations/${c.gen}/wal/${walSegmentName(seg.index, seg.offset)}`;
     if (seg.offset !== written) {
       throw new LsinitError('LSINIT_ERR_FORMAT', `${name}: segment starts at offset ${seg.offset} but the previous segments end at ${written} (a segment is missing or misnamed)`, { fields: { name } });
     }
     const buf = fetched?.[j];
     if (buf) {
-      written += await feed(decodeFrames(once(buf), name, dec), applier, name, decoded, (limit ?? Infinity) - seg.offset);
+      written += await feed(c, decodeFrames(once(buf), name, c.dec), applier, name, (limit ?? Infinity) - seg.offset);
       continue;
     }
     const mark = applier.mark();
     written += await withRetry(async () => {
       try {
-        return await feed(decodeFrames(counted(await openSegment(client, gen, item.index, seg), onBytes), name, dec), applier, name, decoded, (limit ?? Infinity) - seg.offset);
+        return await feed(c, decodeFrames(counted(await openSegment(c.client, c.gen, item.index, seg), c.onBytes), name, c.dec), applier, name, (limit ?? Infinity) - seg.offset);
       } catch (err) {
+        // The retry decodes into the buffers the queued writes read from: let them finish first.
+        await c.writer.settled();
         applier.rewind(mark);
         throw err;
       }
     });
   }
   if (limit !== undefined && written < limit) {
-    throw new LsinitError('LSINIT_ERR_NOT_FOUND', `generation ${gen} WAL index ${hex8(item.index)}: the replica holds ${written} bytes, not the ${limit} asked for`, { fields: { generation: gen, index: item.index } });
+    throw new LsinitError('LSINIT_ERR_NOT_FOUND', `generation ${c.gen} WAL index ${hex8(item.index)}: the replica holds ${written} bytes, not the ${limit} asked for`, { fields: { generation: c.gen, index: item.index } });
   }
 }
 
 /** Push a segment's decompressed bytes into the applier; its refusals name the segment. */
-async function feed(src: AsyncIterable<Buffer>, applier: WALApplier, name: string, decoded: (n: number) => void, cap = Infinity): Promise<number> {
+async function feed(c: ApplyContext, src: AsyncIterable<Buffer>, applier: WALApplier, name: string, cap: number): Promise<number> {
   let n = 0;
-  for await (const c of src) {
+  for await (const chunk of src) {
     try {
-      if (n + c.length <= cap) applier.push(c);
-      else if (n < cap) applier.push(c.subarray(0, cap - n));
+      if (n + chunk.length <= cap) applier.push(chunk);
+      else if (n < cap) applier.push(chunk.subarray(0, cap - n));
     } catch (err) {
       if (err instanceof LsinitError) throw new LsinitError(err.code, `${name}: ${err.message}`, { fields: { ...err.fields, name }, cause: err });
       throw err;
     }
-    n += c.length;
-    decoded(c.length);
+    n += chunk.length;
+    c.decoded(chunk.length);
+    await c.writer.turn();
   }
   return n;
 }
 
 async function* once(b: Buffer): AsyncGenerator<Buffer> {
   yield b;
-}
-
-async function writeAllAsync(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += (await fh.write(data, off, data.length - off, pos + off)).bytesWritten;
 }
 
 /**
