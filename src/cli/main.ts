@@ -2,6 +2,8 @@
  * The lsinit binary: Litestream 0.3's subcommands, plus init mode (`lsinit [flags] -- CMD`).
  * The only module that calls process.exit.
  */
+import { existsSync } from 'node:fs';
+import { DEFAULT_CONFIG_PATH } from '../config/default-path.js';
 import { LsinitError } from '../errors.js';
 import { createLogger } from '../log/logger.js';
 import { VERSION } from '../version.js';
@@ -29,12 +31,12 @@ Commands:
 Run \`lsinit <command> -h\` for a command's flags.
 `;
 
-/** `replicate … -exec CMD`, or init mode with a config named by -config or $LITESTREAM_CONFIG. */
+/** `replicate … -exec CMD`, or init mode with a config (-config, $LITESTREAM_CONFIG or the default file). */
 function runsWorker(argv: string[], initMode: boolean): boolean {
   if (argv[0] === 'replicate') return argv.some((a) => /^--?exec(=|$)/.test(a));
   if (!initMode) return false;
   const end = argv.indexOf('--');
-  return argv.slice(0, end < 0 ? argv.length : end).some((a) => /^--?config(=|$)/.test(a)) || !!process.env['LITESTREAM_CONFIG'];
+  return argv.slice(0, end < 0 ? argv.length : end).some((a) => /^--?config(=|$)/.test(a)) || !!process.env['LITESTREAM_CONFIG'] || existsSync(DEFAULT_CONFIG_PATH);
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -5,6 +5,7 @@
  * to print; everything after start-up is an exit code.
  */
 import { existsSync } from 'node:fs';
+import { DEFAULT_CONFIG_PATH } from '../config/default-path.js';
 import { applyLeaseFlags, type LeaseFlags } from '../config/lease-flags.js';
 import { secretValues } from '../config/secrets.js';
 import type { Config, InitConfig } from '../config/types.js';
@@ -21,7 +22,7 @@ import { parseRewrite } from './signals.js';
 import { supervise } from './supervisor.js';
 import { splitCommand } from './words.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/litestream.yml';
+export { DEFAULT_CONFIG_PATH };
 
 export const USAGE = `lsinit runs a command as a container init (PID 1): it restores missing databases, replicates
 them while the command runs, forwards signals, reaps zombies, and runs a final sync on exit.
