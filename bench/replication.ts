@@ -7,13 +7,13 @@
  * Usage: npm run build && node --import tsx bench/replication.ts [--db-mb 500] [--seconds 10]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, watch } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
-import { BIN, fileReplicaConfig, freshDB as freshDBIn, opt, peakRSS, startLsinit } from './lib.js';
+import { BIN, fileReplicaConfig, freshDB as freshDBIn, opt, peakRSS, startLsinit, waitFor } from './lib.js';
 
 const DB_MB = opt('db-mb', 500);
 const SECONDS = opt('seconds', 10);
@@ -122,8 +122,11 @@ async function main() {
     const db = freshDB(`lag-${sync}.db`);
     const replica = join(dir, `replica-lag-${sync}`);
     const { child } = await startLsinit(config(db, replica, sync));
-    const gen = readdirSync(join(replica, 'generations'))[0]!;
-    const walDir = join(replica, 'generations', gen, 'wal');
+    // startLsinit returns once the process is up: the generation's WAL directory follows shortly.
+    const gens = join(replica, 'generations');
+    await waitFor(() => existsSync(gens) && readdirSync(gens).some((g) => existsSync(join(gens, g, 'wal'))), `a WAL directory in ${gens}`, 10_000, 10);
+    const gen = readdirSync(gens).find((g) => existsSync(join(gens, g, 'wal')))!;
+    const walDir = join(gens, gen, 'wal');
     const pending: number[] = [];
     const lags: number[] = [];
     const w = watch(walDir, (_e, name) => {
