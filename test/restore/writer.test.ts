@@ -30,6 +30,26 @@ describe('SerialWriter (restore writes on the thread pool)', () => {
     }
   });
 
+  it('writes that do not overlap go out together; one that overlaps waits for them', async () => {
+    const p = join(dir, 'batch.bin');
+    const fd = openSync(p, 'w+');
+    try {
+      const w = new SerialWriter(fd);
+      for (let i = 0; i < 50; i++) w.writev([Buffer.alloc(4096, i + 1)], i * 8192);
+      w.writev([Buffer.alloc(100, 0xaa)], 10 * 8192 + 4000); // overlaps write 10's end, then runs past it
+      for (let i = 50; i < 60; i++) w.writev([Buffer.alloc(4096, i + 1)], i * 8192);
+      await w.turn();
+      await w.drained();
+      const got = readFileSync(p);
+      for (let i = 0; i < 60; i++) assert.equal(got[i * 8192 + 1000], i + 1, `write ${i}`);
+      assert.equal(got[10 * 8192 + 3999], 11);
+      assert.equal(got[10 * 8192 + 4000], 0xaa, 'the later, overlapping write wins');
+      assert.equal(got[10 * 8192 + 4099], 0xaa);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
   it('a failed write fails turn() and drained(), and nothing queued after it is written', async () => {
     const p = join(dir, 'ro.bin');
     writeFileSync(p, 'original');
