@@ -14,44 +14,28 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Config, DBConfig } from '../config/types.js';
+import type { Config } from '../config/types.js';
 import { LsinitError, errorMessage } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { createClient } from '../replica/create.js';
-import { leaseStoreFor } from '../replica/lease/index.js';
 import { Replica } from '../replica/replica.js';
 import { restore } from '../restore/index.js';
 import { fixMmapThreshold } from '../util/memory.js';
 import { DB } from '../sqlite/db.js';
 import { processClock } from '../util/clock.js';
+import { realTimers, type Timers } from '../util/timers.js';
 import { leaseKey } from './early-start.js';
-import { finalSync } from './final-sync.js';
-import { LeaseGuard } from './lease-guard.js';
+import type { Entry } from './entry.js';
 import type { LeaseHandover } from './lease-options.js';
 import { MetaLocks } from './meta-lock.js';
+import { ReplicaLeases } from './replica-leases.js';
+import { finalSyncDB } from './shutdown.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 import { Validator } from './validate.js';
 
 const ERROR_LOG_EVERY_MS = 30_000;
 /** WAL-index poll period: bounds the lag of a commit after a quiet spell. */
 export const POLL_MS = 50;
-
-interface Entry {
-  cfg: DBConfig;
-  db: DB;
-  replicas: Replica[];
-  log: Logger;
-  timers: NodeJS.Timeout[];
-  pendingTick: NodeJS.Timeout | undefined;
-  /** When the last sync of the database (copy to the shadow WAL) ran. */
-  lastTickAt: number;
-  lastErrorLog: Map<string, number>;
-  /** Since when every shadow WAL sync failed (undefined after a success), and the last error: /healthz. */
-  syncFailingSince: number | undefined;
-  syncError: string | undefined;
-  /** Single-writer lease per replica (absent for replicas with `lease: false`). */
-  leases: Map<Replica, LeaseGuard>;
-}
 
 export class Controller implements ControllerLike {
   readonly entries: Entry[];
@@ -61,10 +45,16 @@ export class Controller implements ControllerLike {
   private readonly abort = new AbortController();
   /** One process per database (meta-lock.ts); absent when the process took them (init's main thread). */
   private readonly locks: MetaLocks | undefined;
+  /** The replicas' leases: taking them, and what their states allow. */
+  private readonly leasing: ReplicaLeases;
 
   private readonly config: Config;
   /** Intervals, lag and last-sync times (util/clock.ts): a stepped wall clock must not stall shipping. */
   private readonly now: () => number;
+  /** The wall clock, for the shutdown deadline (epoch ms from the caller). */
+  private readonly wallNow: () => number;
+  /** Poll, retention, snapshot and validation intervals, and the scheduled ticks. */
+  private readonly timers: Timers;
 
   /**
    * glibc's mmap threshold stays at 128 KiB (util/memory.ts): the 1–4 MiB buffers of WAL copies
@@ -76,126 +66,33 @@ export class Controller implements ControllerLike {
    * `holderIds`: lease holder ids by `leaseKey(db, replica)`, when another thread of this process
    * takes (or took) the leases first (early-start.ts); absent ones are random. `handovers`: what
    * that thread wrote, filled in before start() (adopted without a second write, lease-options.ts).
+   * `now`, `wallNow`, `timers`: the clocks and timers (default: util/clock.ts, Date.now, Node's).
    */
-  constructor(config: Config, log: Logger, opts: { now?: () => number; metaLocked?: boolean; holderIds?: Record<string, string>; handovers?: Record<string, LeaseHandover> } = {}) {
+  constructor(config: Config, log: Logger, opts: { now?: () => number; wallNow?: () => number; timers?: Timers; metaLocked?: boolean; holderIds?: Record<string, string>; handovers?: Record<string, LeaseHandover> } = {}) {
     this.config = config;
     this.log = log;
     this.now = opts.now ?? processClock;
+    this.wallNow = opts.wallNow ?? Date.now;
+    this.timers = opts.timers ?? realTimers;
+    this.leasing = new ReplicaLeases({ now: this.now, signal: this.abort.signal });
     this.locks = opts.metaLocked ? undefined : new MetaLocks(config.dbs, { log, signal: this.abort.signal });
     this.entries = config.dbs.map((cfg, di) => {
       const dlog = log.child({ db: cfg.path });
-      const db = new DB(cfg, dlog);
+      const db = new DB(cfg, dlog, { now: this.wallNow });
       const replicas = cfg.replicas.map((rc) => new Replica(db.source, rc, createClient(rc), dlog.child({ replica: rc.name }), { now: this.now }));
       const e: Entry = { cfg, db, replicas, log: dlog, timers: [], pendingTick: undefined, lastTickAt: 0, lastErrorLog: new Map(), leases: new Map(), syncFailingSince: undefined, syncError: undefined };
       replicas.forEach((r, ri) => {
-        const lc = r.cfg.lease;
-        if (!lc) return;
         const key = leaseKey(di, ri);
-        const holderId = opts.holderIds?.[key];
-        e.leases.set(r, new LeaseGuard({
-          ...(holderId === undefined ? {} : { holderId, handedOver: () => opts.handovers?.[key] }),
-          store: leaseStoreFor(r.cfg.type, r.cfg.settings),
-          replica: r.name,
-          ttlMs: lc.ttlMs,
-          wait: lc.wait,
-          maxWaitMs: lc.maxWaitMs,
-          signal: this.abort.signal,
-          log: dlog.child({ replica: r.name }),
-          onLost: (err) => this.leaseLost(r, err),
-          onUnsure: (err) => this.leaseLost(r, err),
-          onRegained: ({ relearn }) => {
-            r.stats.lastError = undefined;
-            // Another instance may have written to the replica meanwhile: learn its position from the store again.
-            if (relearn) void r.forgetPosition();
-            this.schedule(e, 0);
-          },
-        }));
+        const g = this.leasing.guardFor(r, dlog.child({ replica: r.name }), opts.holderIds?.[key], () => opts.handovers?.[key], () => this.schedule(e, 0));
+        if (g) e.leases.set(r, g);
       });
       return e;
     });
   }
 
-  /**
-   * Take the leases of these databases' replicas before anything is restored or written to them.
-   * Held by another instance (or shutdown during a wait): release what this call took and throw,
-   * so the process does not start. The store not answering (network, auth, missing bucket) must no
-   * more stop the app than a failing sync does: logged like one, and `syncReplica` retries the
-   * lease before each attempt while the replica stays unwritten.
-   */
+  /** Take the leases (ReplicaLeases.acquire); a store not answering is logged like a failed sync. */
   private async acquireLeases(entries: Entry[]): Promise<void> {
-    const all = entries.flatMap((e) => [...e.leases].filter(([, g]) => g.state === 'idle').map(([r, g]) => ({ e, r, g })));
-    const results = await Promise.allSettled(all.map(({ g }) => this.take(g)));
-    const refused = results.find((x): x is PromiseRejectedResult => x.status === 'rejected' && (isCode(x.reason, 'LSINIT_ERR_LEASE') || (x.reason as Error)?.name === 'AbortError'));
-    if (refused) {
-      await Promise.all(all.map(({ g }) => g.release().catch(() => {})));
-      throw refused.reason;
-    }
-    results.forEach((x, i) => {
-      if (x.status === 'rejected') this.leaseError(all[i]!.e, all[i]!.r, x.reason);
-    });
-  }
-
-  private async releaseLeases(): Promise<void> {
-    await Promise.all(this.entries.flatMap((e) => [...e.leases.values()].filter((g) => g.held).map((g) => g.release().catch(() => {}))));
-  }
-
-  private acquiring = new Map<LeaseGuard, Promise<void>>();
-
-  /** One acquisition per guard at a time (start-up and a sync may both ask). */
-  private take(g: LeaseGuard): Promise<void> {
-    let p = this.acquiring.get(g);
-    if (!p) {
-      p = g.acquire().finally(() => this.acquiring.delete(g));
-      this.acquiring.set(g, p);
-    }
-    return p;
-  }
-
-  private leaseError(e: Entry, r: Replica, err: unknown): void {
-    // /healthz and lsinit_replica_up read these, as for a failed sync.
-    r.stats.lastError = errorMessage(err);
-    r.stats.lastErrorAt = this.now();
-    this.replicaError(e, r, err, 'sync');
-  }
-
-  /** False unless the replica's lease is held (true for replicas without a lease). */
-  private writable(e: Entry, r: Replica): boolean {
-    const g = e.leases.get(r);
-    return g === undefined || g.held;
-  }
-
-  /** Lost to another instance or not renewed in time: never written again by this process. */
-  private lost(e: Entry, r: Replica): boolean {
-    return e.leases.get(r)?.state === 'lost';
-  }
-
-  /**
-   * Before writing: take the lease if start-up could not (store unreachable then, or the database
-   * did not open). Throws if held elsewhere. Nothing to ship yet means nothing to take.
-   */
-  private async ensureLease(e: Entry, r: Replica): Promise<void> {
-    const g = e.leases.get(r);
-    if (!g || g.held) return;
-    if (g.state === 'unsure') throw g.unsureError!;
-    if (g.state !== 'idle') throw g.lostError ?? new LsinitError('LSINIT_ERR_LEASE', `replica ${r.name}: lease ${g.state}; not writing to it`);
-    // r.sync writes nothing while the database has no position (it reads pos() synchronously next).
-    if (!e.db.pos()) return;
-    try {
-      await this.take(g);
-    } catch (err) {
-      r.stats.lastError = errorMessage(err);
-      r.stats.lastErrorAt = this.now();
-      throw err;
-    }
-  }
-
-  /**
-   * The guard has already logged the loss or the doubt (naming the new holder, if any), and
-   * `writable()` now skips the replica; metrics and /healthz read the guard's state.
-   */
-  private leaseLost(r: Replica, err: LsinitError): void {
-    r.stats.lastError = err.message;
-    r.stats.lastErrorAt = this.now();
+    for (const { e, r, err } of await this.leasing.acquire(entries)) this.replicaError(e, r, err, 'sync');
   }
 
   describe(): { db: string; replicas: string[] }[] {
@@ -210,7 +107,7 @@ export class Controller implements ControllerLike {
       await this.restoreMissingUnderLease();
     } catch (err) {
       // The app will not start (supervisor): hand the replicas back now rather than at expiry.
-      await this.releaseLeases();
+      await this.leasing.releaseAll(this.entries);
       throw err;
     }
   }
@@ -271,7 +168,7 @@ export class Controller implements ControllerLike {
       } catch (err) {
         if (isCode(err, 'LSINIT_ERR_DB')) {
           // Cannot use WAL mode, cannot open: hand the replicas back rather than at expiry.
-          await this.releaseLeases();
+          await this.leasing.releaseAll(this.entries);
           throw err;
         }
         e.syncFailingSince ??= this.now();
@@ -282,14 +179,14 @@ export class Controller implements ControllerLike {
     for (const e of this.entries) {
       if (!this.running) return; // close() began while the leases were taken
       for (const r of e.replicas) void this.syncReplica(e, r);
-      e.timers.push(setInterval(() => this.poll(e), Math.max(10, Math.min(POLL_MS, e.cfg.monitorIntervalMs))));
+      e.timers.push(this.timers.setInterval(() => this.poll(e), Math.max(10, Math.min(POLL_MS, e.cfg.monitorIntervalMs))));
       for (const r of e.replicas) {
-        if (r.cfg.retentionMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
-        if (r.cfg.snapshotIntervalMs > 0) e.timers.push(setInterval(() => void (this.writable(e, r) && r.maybeSnapshot().catch((err) => this.replicaError(e, r, err, 'snapshot'))), Math.min(r.cfg.snapshotIntervalMs, 1000)));
+        if (r.cfg.retentionMs > 0) e.timers.push(this.timers.setInterval(() => void (this.leasing.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
+        if (r.cfg.snapshotIntervalMs > 0) e.timers.push(this.timers.setInterval(() => void (this.leasing.writable(e, r) && r.maybeSnapshot().catch((err) => this.replicaError(e, r, err, 'snapshot'))), Math.min(r.cfg.snapshotIntervalMs, 1000)));
         if (r.cfg.validationIntervalMs > 0) {
           const v = new Validator({ db: e.db, replica: r, log: e.log.child({ replica: r.name }), syncReplica: () => this.syncReplica(e, r) });
           this.validators.push(v);
-          e.timers.push(setInterval(() => void (!this.lost(e, r) && v.run()), r.cfg.validationIntervalMs));
+          e.timers.push(this.timers.setInterval(() => void (!this.leasing.lost(e, r) && v.run()), r.cfg.validationIntervalMs));
         }
       }
     }
@@ -314,14 +211,14 @@ export class Controller implements ControllerLike {
       // Unreadable now: the monitor tick retries and logs.
     }
     if (frames === 0) return;
-    const due = Math.min(monitorDue, ...e.replicas.filter((r) => !this.lost(e, r)).map((r) => (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs));
+    const due = Math.min(monitorDue, ...e.replicas.filter((r) => !this.leasing.lost(e, r)).map((r) => (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs));
     if (due <= now || frames >= e.cfg.minCheckpointPageCount) this.tick(e, false);
     else this.schedule(e, due - now);
   }
 
   private schedule(e: Entry, delayMs: number): void {
     if (!this.running || e.pendingTick) return;
-    e.pendingTick = setTimeout(() => {
+    e.pendingTick = this.timers.setTimeout(() => {
       e.pendingTick = undefined;
       this.tick(e, false);
     }, delayMs);
@@ -330,14 +227,14 @@ export class Controller implements ControllerLike {
   /** A sync of the database (`monitor`: Litestream's monitor tick, which may checkpoint), then the replicas that are due. */
   private tick(e: Entry, monitor: boolean): void {
     if (!this.running) return;
-    if (e.pendingTick) clearTimeout(e.pendingTick);
+    if (e.pendingTick) this.timers.clearTimeout(e.pendingTick);
     e.pendingTick = undefined;
     if (monitor) e.lastTickAt = this.now();
     const changed = this.syncDB(e, monitor);
     const now = this.now();
     let wait = Infinity;
     for (const r of e.replicas) {
-      if (this.lost(e, r)) continue;
+      if (this.leasing.lost(e, r)) continue;
       if (changed && r.stats.pendingSince === undefined) r.stats.pendingSince = now;
       if (!r.behind() && !(changed && r.pos === undefined)) continue;
       const due = (r.stats.lastSyncAt ?? 0) + r.cfg.syncIntervalMs;
@@ -354,10 +251,10 @@ export class Controller implements ControllerLike {
   private readonly validators: Validator[] = [];
 
   private async syncReplica(e: Entry, r: Replica, opts: { fast?: boolean } = {}): Promise<void> {
-    if (this.syncing.has(r) || this.lost(e, r)) return;
+    if (this.syncing.has(r) || this.leasing.lost(e, r)) return;
     this.syncing.add(r);
     try {
-      await this.ensureLease(e, r);
+      await this.leasing.ensure(e, r);
       await r.sync(opts);
     } catch (err) {
       this.replicaError(e, r, err, 'sync');
@@ -372,7 +269,7 @@ export class Controller implements ControllerLike {
    */
   private shipped(e: Entry): { generation: string; index: number } | undefined {
     const gen = e.db.generation;
-    const live = e.replicas.filter((r) => !this.lost(e, r));
+    const live = e.replicas.filter((r) => !this.leasing.lost(e, r));
     // Every replica lost (or none, which config refuses): keep all shadow WAL (nothing ships it,
     // but nothing is lost either). Math.min() of nothing is Infinity, which would delete the
     // current shadow WAL and start a new generation on every tick.
@@ -415,8 +312,8 @@ export class Controller implements ControllerLike {
     const startFailed = await this.starting?.then(() => false, (err: unknown) => ((startError = err), true));
     const failures: SyncFailure[] = [];
     for (const e of this.entries) {
-      for (const t of e.timers) clearInterval(t);
-      if (e.pendingTick) clearTimeout(e.pendingTick);
+      for (const t of e.timers) this.timers.clearInterval(t);
+      if (e.pendingTick) this.timers.clearTimeout(e.pendingTick);
     }
     // Refused (or stopped while waiting for the lock): the databases belong to another process.
     if (this.locks && !this.locks.held) return { failures };
@@ -427,34 +324,8 @@ export class Controller implements ControllerLike {
       if ((startError as Error | undefined)?.name === 'AbortError') return { failures };
       return { failures: this.entries.map((e) => ({ db: e.cfg.path, replica: '(replication)', error: `replication did not start: ${errorMessage(startError)}` })) };
     }
-    await Promise.all(this.entries.map(async (e) => {
-      try {
-        e.db.sync();
-      } catch (err) {
-        failures.push({ db: e.cfg.path, replica: '(local shadow WAL)', error: errorMessage(err) });
-        return;
-      }
-      await Promise.all(e.replicas.map(async (r) => {
-        const guard = e.leases.get(r);
-        const { settled, error } = await finalSync(r, guard, { deadline: opts.deadline, ...(opts.fast ? { fast: true } : {}), ensureLease: () => this.ensureLease(e, r) });
-        if (error === undefined) {
-          e.log.info('final sync done', { replica: r.name, position: r.pos ? `${r.pos.generation}/${r.pos.index.toString(16).padStart(8, '0')}:${r.pos.offset}` : undefined });
-        } else {
-          failures.push({ db: e.cfg.path, replica: `${r.name} (${r.cfg.display})`, error: errorMessage(error) });
-        }
-        // Hand the replica over only once nothing of ours is in flight; a sync cut off by the
-        // deadline keeps the lease until it expires (ttl), so the next instance cannot overlap it.
-        if (guard && settled) {
-          await withDeadline(guard.release(), Math.max(250, opts.deadline - Date.now()), 'lease release timed out').catch((err) =>
-            e.log.warn('replica lease not released; the next instance takes it over when it expires', { replica: r.name, error: errorMessage(err) }));
-        } else if (guard) {
-          guard.stop();
-        }
-        // Bounded too: an SFTP store still dialling a server that never answers waits out its dial timeout (30 s).
-        if (guard) await withDeadline(guard.store.close(), Math.max(250, opts.deadline - Date.now()), 'lease store close timed out').catch(() => {});
-      }));
-      e.db.stop();
-    }));
+    const shutdown = { deadline: opts.deadline, ...(opts.fast ? { fast: true } : {}), now: this.wallNow, timers: this.timers };
+    await Promise.all(this.entries.map((e) => finalSyncDB(e, failures, { ...shutdown, ensureLease: (r) => this.leasing.ensure(e, r) })));
     for (const v of this.validators) v.stop();
     this.locks?.release();
     return { failures };
@@ -473,12 +344,6 @@ export class Controller implements ControllerLike {
     }
     this.locks?.release();
   }
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number, msg: string): Promise<T> {
-  if (ms <= 0) return Promise.reject(new Error(msg));
-  let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, rej) => (t = setTimeout(() => rej(new Error(msg)), ms)))]).finally(() => clearTimeout(t));
 }
 
 function isCode(err: unknown, code: string): boolean {

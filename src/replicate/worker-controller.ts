@@ -13,12 +13,28 @@ import type { Config } from '../config/types.js';
 import type { Level, Logger } from '../log/logger.js';
 import { errorMessage } from '../errors.js';
 import { holdWALs } from '../sqlite/wal-guard.js';
+import { realTimers, settledWithin, type Timers } from '../util/timers.js';
 import { MetaLocks } from './meta-lock.js';
 import { canStartEarly, holdEarly, newHolderIds, type EarlyHold } from './early-start.js';
 import { describeConfig, type ControllerLike, type SyncFailure } from './types.js';
 import { pack, unpackError, type CallOp, type FromWorker, type ToWorker } from './worker-protocol.js';
 import type { WorkerData } from './worker.js';
 import { newWorker, takeEarlyWorker } from './worker-start.js';
+
+/**
+ * How long dispose() waits for each of its steps (the worker's shutdown, releasing early leases,
+ * the worker's end): the final sync is over by then, and a worker or store that does not answer
+ * must not keep lsinit (PID 1) from exiting with the app's code.
+ */
+export const DISPOSE_STEP_MS = 3000;
+
+export interface WorkerControllerOptions {
+  /** The worker's entry (default worker.js beside this module); tests pass a fixture. */
+  workerUrl?: URL;
+  /** See DISPOSE_STEP_MS. */
+  disposeStepMs?: number;
+  timers?: Timers;
+}
 
 export class WorkerController implements ControllerLike {
   private readonly config: Config;
@@ -39,14 +55,19 @@ export class WorkerController implements ControllerLike {
   private early: EarlyHold | undefined;
   private readonly abort = new AbortController();
 
-  constructor(config: Config, log: Logger) {
+  private readonly disposeStepMs: number;
+  private readonly timers: Timers;
+
+  constructor(config: Config, log: Logger, opts: WorkerControllerOptions = {}) {
     this.config = config;
     this.log = log;
+    this.disposeStepMs = opts.disposeStepMs ?? DISPOSE_STEP_MS;
+    this.timers = opts.timers ?? realTimers;
     this.locks = new MetaLocks(config.dbs, { log, signal: this.abort.signal });
     this.holderIds = newHolderIds(config);
     const data: WorkerData = { config: pack(config), level: config.logging.level as Level, metaLocked: true, holderIds: this.holderIds };
-    // Started by main.ts before anything else was loaded (worker-start.ts), or now.
-    const started = takeEarlyWorker() ?? newWorker();
+    // Started by main.ts before anything else was loaded (worker-start.ts), or now (`workerUrl`: a test's fixture).
+    const started = opts.workerUrl ? newWorker(opts.workerUrl) : (takeEarlyWorker() ?? newWorker());
     this.worker = started.worker;
     this.worker.postMessage({ t: 'init', data } satisfies ToWorker);
     this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve, reject }));
@@ -158,16 +179,23 @@ export class WorkerController implements ControllerLike {
 
   private disposed = false;
 
-  /** After the final sync: close the metrics server, keep every -wal past the worker's end, stop it. */
+  /**
+   * After the final sync: close the metrics server, keep every -wal past the worker's end, stop it.
+   * Each step waits at most `disposeStepMs`: a worker that does not answer is terminated anyway.
+   */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.abort.abort();
-    await this.call('shutdown').catch(() => {});
+    await this.bounded(this.call('shutdown').catch(() => {}), 'the replication worker did not answer the shutdown; terminating it');
     this.disposed = true;
     // Not ours (refused by another process's lock): not even a read transaction on them.
-    if (this.early) await this.early.finish();
+    if (this.early) await this.bounded(this.early.finish(), 'the early leases were not released in time; they expire after their ttl');
     else if (this.locks.held) holdWALs(this.config.dbs.map((d) => d.path));
-    await this.worker.terminate();
+    await this.bounded(this.worker.terminate(), 'the replication worker did not stop in time');
     this.locks.release();
+  }
+
+  private async bounded(p: Promise<unknown>, warning: string): Promise<void> {
+    if (!(await settledWithin(p, this.disposeStepMs, this.timers))) this.log.warn(warning, { timeout_ms: this.disposeStepMs });
   }
 }

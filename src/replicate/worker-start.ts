@@ -25,9 +25,9 @@ export interface StartedWorker {
 
 let early: StartedWorker | undefined;
 
-/** A new replication worker, waiting for its `init` message. */
-export function newWorker(): StartedWorker {
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { resourceLimits: WORKER_RESOURCE_LIMITS });
+/** A new replication worker, waiting for its `init` message (`url`: another entry, for tests). */
+export function newWorker(url = new URL('./worker.js', import.meta.url)): StartedWorker {
+  const worker = new Worker(url, { resourceLimits: WORKER_RESOURCE_LIMITS });
   let failed: Error | undefined;
   // Listened to from the start: an 'error' nobody listens to would end the process.
   worker.on('error', (err) => (failed ??= err));

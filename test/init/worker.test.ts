@@ -9,7 +9,12 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { readFileSync } from 'node:fs';
+import { parseConfig } from '../../src/config/file.js';
+import { nullLogger, type Logger } from '../../src/log/logger.js';
+import { WorkerController } from '../../src/replicate/worker-controller.js';
 import { pack, unpack } from '../../src/replicate/worker-protocol.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { fileReplicated, ROOT, tmp } from './helpers.js';
 
 test('pack/unpack: non-enumerable settings (secrets) survive a structured clone and stay non-enumerable', () => {
@@ -51,4 +56,21 @@ test('a second init run on the same database continues the generation (the WAL o
   assert.deepEqual(rd.prepare('SELECT v FROM t ORDER BY id').all(), [{ v: 'row' }, { v: 'row' }]);
   assert.equal(rd.pragma('integrity_check', { simple: true }), 'ok');
   rd.close();
+});
+
+test('dispose() terminates a replication worker that never answers its shutdown, after disposeStepMs', { timeout: 30_000 }, async (t) => {
+  const dir = tmp(t);
+  const { cfg } = fileReplicated(dir);
+  const config = parseConfig(readFileSync(cfg), { file: cfg, expandEnv: false, env: {}, cwd: dir });
+  const warnings: string[] = [];
+  const log: Logger = { ...nullLogger, warn: (m) => void warnings.push(m), child: () => log };
+  const clock = new FakeClock();
+  const wc = new WorkerController(config, log, { workerUrl: new URL('../fixtures/mute-worker.mjs', import.meta.url), disposeStepMs: 3000, timers: clock });
+  let disposed = false;
+  const done = wc.dispose().then(() => (disposed = true));
+  await clock.advance(2900);
+  assert.equal(disposed, false, 'still waiting for the worker before disposeStepMs');
+  await clock.advance(100);
+  await done; // without the bound, this never settles and the test times out
+  assert.deepEqual(warnings, ['the replication worker did not answer the shutdown; terminating it']);
 });

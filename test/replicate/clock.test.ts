@@ -18,13 +18,14 @@ import { createRegistry } from '../../src/metrics/registry.js';
 import { onOp } from '../../src/metrics/ops.js';
 import { Controller } from '../../src/replicate/controller.js';
 import { lsinit } from '../helpers/cli.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { createDB, dump, integrity, sleep, workdir } from '../helpers/replicate.js';
 
-function controllerFor(dir: string, db: string, replicas: string): Controller {
+function controllerFor(dir: string, db: string, replicas: string, clock?: FakeClock): Controller {
   const text = `dbs:\n  - path: ${db}\n    monitor-interval: 100ms\n    replicas:\n${replicas}`;
   const cfgPath = join(dir, 'lsinit.yml');
   writeFileSync(cfgPath, text);
-  return new Controller(parseConfig(Buffer.from(text), { file: cfgPath, expandEnv: false, env: {}, cwd: dir }), nullLogger);
+  return new Controller(parseConfig(Buffer.from(text), { file: cfgPath, expandEnv: false, env: {}, cwd: dir }), nullLogger, clock ? { now: clock.now, timers: clock } : {});
 }
 
 /** Real elapsed time, whatever Date.now says. */
@@ -89,7 +90,8 @@ test('a database without replicas keeps its generation and current shadow WAL (n
   t.after(w.cleanup);
   const db = join(w.dir, 'app.db');
   createDB(db);
-  const controller = controllerFor(w.dir, db, `      - path: ${join(w.dir, 'replica')}\n`);
+  const clock = new FakeClock();
+  const controller = controllerFor(w.dir, db, `      - path: ${join(w.dir, 'replica')}\n`, clock);
   // What a config without replicas used to produce (the config layer refuses it now).
   const e = controller.entries[0]!;
   e.replicas.length = 0;
@@ -101,10 +103,12 @@ test('a database without replicas keeps its generation and current shadow WAL (n
     const gen = e.db.generation;
     assert.ok(gen);
     const ins = app.prepare('INSERT INTO log (conn, payload) VALUES (?, ?)');
+    const syncs = e.db.stats.syncs;
     for (let round = 0; round < 10; round++) {
       ins.run(0, `row ${round}`);
-      await sleep(150); // a monitor tick or more
+      await clock.advance(150); // a monitor tick or more (100 ms)
     }
+    assert.ok(e.db.stats.syncs - syncs >= 10, `${e.db.stats.syncs - syncs} syncs in 1.5 s of 100 ms monitor ticks`);
     assert.equal(e.db.generation, gen, 'no new generation');
     assert.ok(existsSync(e.db.shadowPath(gen, e.db.index)), 'the current shadow WAL is still there');
   } finally {

@@ -4,7 +4,7 @@
  * spilling pages into the WAL is not a commit: the poll must not copy the WAL for it.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -12,6 +12,7 @@ import { parseConfig } from '../../src/config/file.js';
 import { nullLogger } from '../../src/log/logger.js';
 import { onOp } from '../../src/metrics/ops.js';
 import { Controller } from '../../src/replicate/controller.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { createDB, dump, integrity, sleep, workdir } from '../helpers/replicate.js';
 import { lsinit } from '../helpers/cli.js';
 
@@ -73,27 +74,29 @@ test('an open write transaction whose pages spilled into the WAL does not make l
   const text = `lease: false\ndbs:\n  - path: ${db}\n    monitor-interval: 30s\n    replicas:\n      - path: ${join(w.dir, 'replica')}\n        sync-interval: 100ms\n`;
   const cfgPath = join(w.dir, 'lsinit.yml');
   writeFileSync(cfgPath, text);
-  const controller = new Controller(parseConfig(Buffer.from(text), { file: cfgPath, expandEnv: false, env: {}, cwd: w.dir }), nullLogger);
+  // The controller's polls and ticks run on a fake clock: 2 s of polls without waiting 2 s.
+  const clock = new FakeClock();
+  const controller = new Controller(parseConfig(Buffer.from(text), { file: cfgPath, expandEnv: false, env: {}, cwd: w.dir }), nullLogger, { now: clock.now, timers: clock });
   const app = new Database(db);
   try {
     await controller.start();
     const stats = controller.entries[0]!.db.stats;
+    await clock.advance(100); // the first monitor tick: the next one is 30 s away
     // A small page cache makes SQLite spill the transaction's pages into the WAL before COMMIT.
     app.pragma('cache_size = 10');
     app.exec('BEGIN');
     const ins = app.prepare('INSERT INTO log (conn, payload) VALUES (?, ?)');
     for (let i = 0; i < 2000; i++) ins.run(1, 'y'.repeat(500));
-    await sleep(500); // the spill's writes raise events: let those ticks pass
+    assert.ok(statSync(`${db}-wal`).size > 1_000_000, 'the open transaction spilled into the WAL');
     const before = stats.syncs;
-    await sleep(2000);
+    await clock.advance(2000); // 40 polls of the WAL index
     const idleTicks = stats.syncs - before;
     app.exec('COMMIT');
     const committed = stats.syncs;
-    const deadline = Date.now() + 10_000;
-    while (stats.syncs === committed && Date.now() < deadline) await sleep(10);
+    await clock.advance(200); // a poll, then the tick once the replica's 100 ms sync interval allows
     assert.ok(stats.syncs > committed, 'the commit itself was noticed');
-    // 2 s at one tick per 50 ms would be ~40 syncs; with nothing new in the WAL there is none.
-    assert.ok(idleTicks <= 2, `${idleTicks} syncs in 2 s while the open transaction wrote nothing new`);
+    // 2 s at one poll per 50 ms: with nothing committed, no poll syncs.
+    assert.equal(idleTicks, 0, `${idleTicks} syncs in 2 s while the open transaction committed nothing`);
   } finally {
     app.close();
     await controller.close({ deadline: Date.now() + 5000 });
