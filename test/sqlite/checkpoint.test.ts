@@ -10,12 +10,12 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import type { DBConfig } from '../../src/config/types.js';
-import { nullLogger } from '../../src/log/logger.js';
+import { createLogger, nullLogger, type Logger } from '../../src/log/logger.js';
 import { DB } from '../../src/sqlite/db.js';
 import { applyWALFile } from '../../src/restore/apply.js';
 import { WRITER, createDB, dump, integrity, sleep, workdir } from '../helpers/replicate.js';
 
-function open(dir: string, minCheckpointPageCount: number, checkpointBusyTimeoutMs = 100, maxCheckpointPageCount = 0): { path: string; db: DB } {
+function open(dir: string, minCheckpointPageCount: number, checkpointBusyTimeoutMs = 100, maxCheckpointPageCount = 0, log: Logger = nullLogger): { path: string; db: DB } {
   const path = join(dir, 'app.db');
   createDB(path);
   const cfg: DBConfig = {
@@ -29,7 +29,23 @@ function open(dir: string, minCheckpointPageCount: number, checkpointBusyTimeout
     replicas: [],
     keyPath: 'dbs[0]',
   };
-  return { path, db: new DB(cfg, nullLogger) };
+  return { path, db: new DB(cfg, log) };
+}
+
+/**
+ * A logger that keeps the DB's info and warn lines, and `said()`: those about generations,
+ * checkpoints and the write lock (why a new generation started: a verify mismatch, a checkpoint
+ * race, a missed WAL lifetime), for an assertion message to name the reason of a failure.
+ */
+function capturingLogger(): { log: Logger; said: () => string } {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'info', write: (l) => lines.push(l.trimEnd()) });
+  const said = () => {
+    const relevant = lines.filter((l) => /generation|checkpoint|write lock|wal/i.test(l));
+    const shown = relevant.length > 40 ? [`(${relevant.length - 40} earlier line(s) left out)`, ...relevant.slice(-40)] : relevant;
+    return shown.length > 0 ? shown.join('\n') : '(nothing logged at info or warn)';
+  };
+  return { log, said };
 }
 
 test('an incomplete checkpoint does not queue a restart write behind the app\'s write lock', (t) => {
@@ -140,7 +156,8 @@ test('sync(shipped) removes the shadow WAL indexes below the one before the ship
 test('at max-checkpoint-page-count the WAL restarts while a default-settings app commits without pause, and the shadow WAL holds every commit', { timeout: 120_000 }, async (t) => {
   const w = workdir('ckpt-restart');
   t.after(w.cleanup);
-  const { path, db } = open(w.dir, 100, 100, 400);
+  const { log, said } = capturingLogger();
+  const { path, db } = open(w.dir, 100, 100, 400, log);
   t.after(() => db.closeConnections());
   db.sync();
   const gen = db.generation!;
@@ -167,7 +184,7 @@ test('at max-checkpoint-page-count the WAL restarts while a default-settings app
   assert.equal(r.exitCode, 0, String(r.stderr));
   db.sync();
   const frames = (bytes: number) => Math.floor((bytes - 32) / (24 + 4096));
-  assert.equal(db.generation, gen, 'continuity kept: no new generation (nothing was overwritten before it was copied)');
+  assert.equal(db.generation, gen, `continuity kept: no new generation (nothing was overwritten before it was copied); the DB logged:\n${said()}`);
   assert.ok(db.index >= 2, `the WAL restarted ${db.index} time(s) in ${syncs} syncs`);
   // 20,000 transactions write tens of thousands of frames: without restarts the WAL holds them all.
   // Not near max-checkpoint-page-count: a restart pass gives up when the app holds the write lock
