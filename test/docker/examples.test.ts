@@ -15,7 +15,7 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import YAML from 'yaml';
-import { BIN, lsinit, ROOT } from '../helpers/cli.js';
+import { BIN, killChildAtEnd, lsinit, ROOT } from '../helpers/cli.js';
 
 const EX = join(ROOT, 'examples');
 /** Where docker/Dockerfile puts examples/ in the image. */
@@ -249,7 +249,7 @@ test('docker-compose: its lsinit config replicates the example app to S3 and res
       LITESTREAM_ACCESS_KEY_ID: composeDefault(s['app']!['environment']['LITESTREAM_ACCESS_KEY_ID']),
       LITESTREAM_SECRET_ACCESS_KEY: composeDefault(s['app']!['environment']['LITESTREAM_SECRET_ACCESS_KEY']),
     };
-    const child = spawn(process.execPath, [BIN, '-config', cfg, '--', process.execPath, join(EX, 'quickstart/app.mjs')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = killChildAtEnd(spawn(process.execPath, [BIN, '-config', cfg, '--', process.execPath, join(EX, 'quickstart/app.mjs')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import type { Config } from '../../src/config/types.js';
 import { LsinitError } from '../../src/errors.js';
 import { runInit, type InitDeps } from '../../src/init/command.js';
+import { killChildAtEnd } from '../helpers/cli.js';
 import { ENTRY, FakeController, FakeSignals, FIXTURES, launch, memoryLogger, readEvents, ROOT, tmp, waitFor } from './helpers.js';
 
 function config(over: Partial<Config> = {}): Config {
@@ -146,7 +147,7 @@ test('as PID 1: restore failure → the app is never started, exit 1', async (t)
 });
 
 test('a closed log pipe (EPIPE) does not kill lsinit: the app still runs to its end and its code comes back', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, '--', 'sh', '-c', 'sleep 0.5; exit 5'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = killChildAtEnd(spawn(process.execPath, ['--import', 'tsx', ENTRY, '--', 'sh', '-c', 'sleep 0.5; exit 5'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] }));
   child.stdout.destroy();
   child.stderr.destroy();
   const code = await new Promise((r) => child.on('exit', r));
@@ -159,9 +160,9 @@ test('socket activation: fd 3 reaches the app and LISTEN_PID is rewritten to the
   const port = (server.address() as net.AddressInfo).port;
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
   // exec keeps the pid, so $$ is lsinit's pid, as systemd would set it.
-  const child = spawn('sh', ['-c', `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" --import tsx "$1" -- "$0" "$2"`, process.execPath, ENTRY, join(FIXTURES, 'listen-app.mjs')], {
+  const child = killChildAtEnd(spawn('sh', ['-c', `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" --import tsx "$1" -- "$0" "$2"`, process.execPath, ENTRY, join(FIXTURES, 'listen-app.mjs')], {
     cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe', fd],
-  });
+  }));
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   server.close(); // the app owns the socket now

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { killChildAtEnd } from '../helpers/cli.js';
 import { FIXTURES, ROOT, tmp, waitFor } from './helpers.js';
 
 const BIN = join(ROOT, 'bin/lsinit.js');
@@ -35,9 +36,12 @@ function setup(dir: string, replica = join(dir, 'replica'), create = true) {
   return { db, cfg, replica, out: join(dir, 'out') };
 }
 
-/** `unshare --pid … node bin/lsinit.js ARGS`; resolves with the exit code and output. */
+/**
+ * `unshare --pid … node bin/lsinit.js ARGS`; resolves with the exit code and output. A run still going
+ * when the file's tests end (a failed wait) is killed then, with lsinit and its app.
+ */
 function pid1(args: string[], env: NodeJS.ProcessEnv, onStart?: (innerPid: () => number | undefined) => void) {
-  const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = killChildAtEnd(spawn('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -49,7 +53,7 @@ function pid1(args: string[], env: NodeJS.ProcessEnv, onStart?: (innerPid: () =>
 }
 
 function run(args: string[]) {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = killChildAtEnd(spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));

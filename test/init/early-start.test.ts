@@ -12,12 +12,13 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { killChildAtEnd } from '../helpers/cli.js';
 import { fileReplicated, ROOT, tmp } from './helpers.js';
 
 const BIN = join(ROOT, 'bin/lsinit.js');
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): { done: Promise<{ code: number | null; output: string }>; kill: (sig: NodeJS.Signals) => void; output: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = killChildAtEnd(spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules'), ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   // A run that hangs must fail its test, not keep the test file alive.
   const limit = setTimeout(() => child.kill('SIGKILL'), 60_000);
   child.on('exit', () => clearTimeout(limit));

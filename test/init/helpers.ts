@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import type { Logger } from '../../src/log/logger.js';
 import type { ControllerLike, SyncFailure } from '../../src/replicate/types.js';
 import type { SignalSource } from '../../src/init/signal-hub.js';
+import { killChildAtEnd } from '../helpers/cli.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIXTURES = join(ROOT, 'test/fixtures');
@@ -78,9 +79,10 @@ export function launch(args: readonly string[], opts: LaunchOptions = {}): Launc
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   if (opts.controller !== undefined) env.LSINIT_TEST_CONTROLLER = JSON.stringify(opts.controller);
   if (opts.noReap === true) env.LSINIT_TEST_NO_REAP = '1';
-  const child = opts.pid1 === true
+  // Killed with its app (or its whole namespace) if still running when the test file's tests end.
+  const child = killChildAtEnd(opts.pid1 === true
     ? spawn('unshare', ['--pid', '--fork', '--mount-proc', ...node], { env, stdio: ['ignore', 'inherit', 'pipe'], cwd: ROOT })
-    : spawn(node[0] as string, node.slice(1), { env, stdio: ['ignore', 'inherit', 'pipe'], cwd: ROOT });
+    : spawn(node[0] as string, node.slice(1), { env, stdio: ['ignore', 'inherit', 'pipe'], cwd: ROOT }));
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((r) =>

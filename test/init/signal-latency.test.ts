@@ -12,6 +12,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
+import { killTree } from '../helpers/cli.js';
 import { FIXTURES, ROOT, sleep, tmp, waitFor } from './helpers.js';
 
 const MB = 150;
@@ -52,7 +53,7 @@ test('as init, signals reach the app within 100 ms while lsinit copies a 150 MiB
   child.stdout.on('data', (b: Buffer) => (output += b.toString()));
   child.stderr.on('data', (b: Buffer) => (output += b.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  t.after(() => child.kill('SIGKILL'));
+  t.after(() => killTree(child));
 
   // Signals go out from the moment the app starts its transaction (lsinit re-reads the growing
   // WAL) until lsinit's shadow WAL has caught up with the committed WAL, and for 3 s at least.

@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FORWARDED_SIGNALS, STOP_SIGNALS } from '../../src/init/signals.js';
+import { killChildAtEnd } from '../helpers/cli.js';
 import { ENTRY, FIXTURES, launch, readLines, ROOT, sleep, tmp, waitFor } from './helpers.js';
 
 const APP = [process.execPath, join(FIXTURES, 'signals-app.mjs')];
@@ -104,7 +105,7 @@ for (const group of [false, true]) {
     // CI's /bin/sh when SHELL is unset) dies of the first ^C itself. SHELL is pinned so the run is the same
     // everywhere.
     const cmd = `exec ${[process.execPath, '--import', 'tsx', ENTRY, ...(group ? ['-process-group'] : []), '--', ...APP].map((a) => `'${a}'`).join(' ')}`;
-    const child = spawn(SCRIPT as string, ['-qfec', cmd, '/dev/null'], { cwd: ROOT, env: { ...process.env, SHELL: '/bin/sh', OUT: out, IGNORE_TERM: '1' }, stdio: ['pipe', 'ignore', 'ignore'] });
+    const child = killChildAtEnd(spawn(SCRIPT as string, ['-qfec', cmd, '/dev/null'], { cwd: ROOT, env: { ...process.env, SHELL: '/bin/sh', OUT: out, IGNORE_TERM: '1' }, stdio: ['pipe', 'ignore', 'ignore'] }));
     const exited = new Promise<number | null>((r) => child.on('exit', r));
     await waitFor(() => existsSync(`${out}.ready`), 10_000, 'app ready');
     child.stdin.write('\x03');
@@ -124,7 +125,7 @@ test('the app starts with default signal dispositions even if lsinit inherited a
   const dir = tmp(t);
   const out = join(dir, 'status');
   const inner = [process.execPath, '--import', 'tsx', ENTRY, '--', 'sh', '-c', 'grep SigIgn /proc/self/status > "$OUT"'].map((a) => `'${a}'`).join(' ');
-  const child = spawn('sh', ['-c', `trap '' HUP; exec ${inner}`], { cwd: ROOT, env: { ...process.env, OUT: out }, stdio: 'ignore' });
+  const child = killChildAtEnd(spawn('sh', ['-c', `trap '' HUP; exec ${inner}`], { cwd: ROOT, env: { ...process.env, OUT: out }, stdio: 'ignore' }));
   assert.equal(await new Promise((r) => child.on('exit', r)), 0);
   const mask = BigInt(`0x${readFileSync(out, 'utf8').split(/\s+/)[1]}`);
   assert.equal(mask & 1n, 0n, 'SIGHUP (bit 0) is not ignored in the app');

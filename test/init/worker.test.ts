@@ -14,6 +14,7 @@ import { parseConfig } from '../../src/config/file.js';
 import { nullLogger, type Logger } from '../../src/log/logger.js';
 import { WorkerController } from '../../src/replicate/worker-controller.js';
 import { pack, unpack } from '../../src/replicate/worker-protocol.js';
+import { killChildAtEnd } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { fileReplicated, ROOT, tmp } from './helpers.js';
 
@@ -30,7 +31,7 @@ test('pack/unpack: non-enumerable settings (secrets) survive a structured clone 
 });
 
 function runInit(cfg: string, db: string, code: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin/lsinit.js'), '-config', cfg, '--', process.execPath, '-e', code], { env: { ...process.env, DB: db, NODE_PATH: join(ROOT, 'node_modules') }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = killChildAtEnd(spawn(process.execPath, [join(ROOT, 'bin/lsinit.js'), '-config', cfg, '--', process.execPath, '-e', code], { env: { ...process.env, DB: db, NODE_PATH: join(ROOT, 'node_modules') }, stdio: ['ignore', 'pipe', 'pipe'] }));
   let output = '';
   child.stdout.on('data', (b: Buffer) => (output += b.toString()));
   child.stderr.on('data', (b: Buffer) => (output += b.toString()));
