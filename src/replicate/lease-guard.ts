@@ -26,8 +26,9 @@ import { hostname as osHostname } from 'node:os';
 import { setTimeout as sleepTimer } from 'node:timers/promises';
 import { errorMessage, LsinitError } from '../errors.js';
 import { isLeaseConflict, LEASE_VERSION, leaseConflict, type Lease, type LeaseHolder, type LeaseRecord, type LeaseStore } from '../replica/lease/types.js';
-import { describeHolder, heldError, lostError, pidAlive, timeoutError, unsureError } from './lease-messages.js';
-import { DEFAULT_LEASE_MAX_WAIT_MS, DEFAULT_LEASE_TTL_MS, type LeaseGuardOptions, type LeaseHandover, type LeaseState } from './lease-options.js';
+import { describeHolder, heldError, lostError, pidAlive, unsureError } from './lease-messages.js';
+import { DEFAULT_LEASE_MAX_WAIT_MS, type LeaseGuardOptions, type LeaseHandover, type LeaseState } from './lease-options.js';
+import { LeaseTimers, leaseTiming, safetyMs, timed } from './lease-timers.js';
 
 export { DEFAULT_LEASE_MAX_WAIT_MS, DEFAULT_LEASE_TTL_MS, type LeaseGuardOptions, type LeaseState } from './lease-options.js';
 
@@ -35,7 +36,6 @@ export { DEFAULT_LEASE_MAX_WAIT_MS, DEFAULT_LEASE_TTL_MS, type LeaseGuardOptions
 const MAX_RACES = 5;
 /** Holder ids of the leases guards in this process hold: same host and pid is stale only if not one of these. */
 const LIVE_HERE = new Set<string>();
-
 
 export class LeaseGuard {
   readonly holder: LeaseHolder;
@@ -52,11 +52,11 @@ export class LeaseGuard {
   private token: string | undefined;
   /** Monotonic time by which our lease runs out unless renewed. */
   private deadline = 0;
-  private timer: NodeJS.Timeout | undefined;
+  /** The next renewal (or re-read while unsure) and the watchdog. */
+  private readonly timers: LeaseTimers;
   private inFlight: Promise<void> = Promise.resolve();
   private failures = 0;
   private lastFailure: string | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
   private corruptSeen: string | undefined;
   state: LeaseState = 'idle';
   /** Why the lease was lost (another live holder), once it was. */
@@ -67,15 +67,9 @@ export class LeaseGuard {
   constructor(opts: LeaseGuardOptions) {
     this.o = opts;
     this.store = opts.store;
-    this.ttlMs = opts.ttlMs ?? DEFAULT_LEASE_TTL_MS;
-    this.renewIntervalMs = opts.renewIntervalMs ?? Math.max(1, Math.floor(this.ttlMs / 3));
-    if (!(this.ttlMs > 0) || !(this.renewIntervalMs > 0) || this.renewIntervalMs >= this.ttlMs) {
-      throw new LsinitError('LSINIT_ERR_CONFIG', `lease: renew interval (${this.renewIntervalMs} ms) must be positive and shorter than the ttl (${this.ttlMs} ms)`, {
-        fields: { ttlMs: this.ttlMs, renewIntervalMs: this.renewIntervalMs },
-      });
-    }
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? Math.max(1000, Math.min(10_000, Math.floor(this.ttlMs / 6)));
-    this.recheckMs = opts.recheckMs ?? Math.max(1000, Math.min(3000, Math.floor(this.ttlMs / 10)));
+    const timing = leaseTiming(opts);
+    ({ ttlMs: this.ttlMs, renewIntervalMs: this.renewIntervalMs, requestTimeoutMs: this.requestTimeoutMs, recheckMs: this.recheckMs } = timing);
+    this.timers = new LeaseTimers(timing, { renew: () => this.renew(), confirm: () => this.confirm(), state: () => this.state, failures: () => this.failures });
     this.now = opts.now ?? Date.now;
     this.mono = opts.mono ?? (() => performance.now());
     this.sleep = opts.sleep ?? ((ms, signal) => sleepTimer(ms, undefined, signal ? { signal } : undefined));
@@ -89,7 +83,7 @@ export class LeaseGuard {
 
   /** Whether we may write now. Checks the deadline too: after a pause (SIGSTOP, a blocked event loop) the watchdog may not have run yet. */
   get held(): boolean {
-    if (this.state === 'held' && this.mono() >= this.deadline - this.safetyMs()) {
+    if (this.state === 'held' && this.mono() >= this.deadline - safetyMs(this.ttlMs)) {
       this.goUnsure(`it was not renewed in time (${this.lastFailure ?? 'the process or its event loop was paused'})`, undefined);
     }
     return this.state === 'held';
@@ -193,7 +187,7 @@ export class LeaseGuard {
 
   /** Stop renewing and delete the lease object if it is (still) ours. */
   async release(): Promise<void> {
-    this.stopTimers();
+    this.timers.stop();
     LIVE_HERE.delete(this.holder.id);
     const was = this.state;
     if (was === 'held') await this.inFlight; // bounded: every store call is timed
@@ -220,7 +214,7 @@ export class LeaseGuard {
 
   /** Stop the timers without touching the object (tests, or a crash-like stop). */
   stop(): void {
-    this.stopTimers();
+    this.timers.stop();
     LIVE_HERE.delete(this.holder.id);
   }
 
@@ -263,7 +257,7 @@ export class LeaseGuard {
       this.failures++;
       this.lastFailure = errorMessage(err);
       // We must stop before anyone else may consider the lease expired.
-      if (this.mono() + this.safetyMs() >= this.deadline) {
+      if (this.mono() + safetyMs(this.ttlMs) >= this.deadline) {
         this.goUnsure(`it could not be renewed before it expired (${this.lastFailure})`, err);
         throw this.unsureError!;
       }
@@ -311,21 +305,10 @@ export class LeaseGuard {
     this.state = 'unsure';
     this.unsureSince = this.mono();
     this.unsureError = unsureError(this.o.store, this.o.replica, why, cause);
-    this.stopTimers();
+    this.timers.stop();
     this.o.log?.warn('replica lease not confirmed: not shipping to this replica until it is read back', { replica: this.o.replica, location: this.o.store.location, error: this.unsureError.message });
     this.o.onUnsure?.(this.unsureError);
-    this.scheduleRecheck();
-  }
-
-  private scheduleRecheck(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.confirm().then(() => {
-        if (this.state === 'unsure' && this.timer === undefined) this.scheduleRecheck();
-      });
-    }, this.recheckMs);
-    this.timer.unref();
+    this.timers.recheck();
   }
 
   /**
@@ -335,16 +318,9 @@ export class LeaseGuard {
    */
   private setDeadline(ms: number): void {
     this.deadline = ms;
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = setTimeout(() => {
-      this.watchdog = undefined;
+    this.timers.watch(Math.max(0, ms - safetyMs(this.ttlMs) - this.mono()), () => {
       this.goUnsure(`it could not be renewed before it expired (${this.lastFailure ?? 'renewal did not answer'})`, undefined);
-    }, Math.max(0, ms - this.safetyMs() - this.mono()));
-    this.watchdog.unref();
-  }
-
-  private safetyMs(): number {
-    return Math.max(1, Math.floor(this.ttlMs / 6));
+    });
   }
 
   private lose(err: LsinitError): void {
@@ -352,7 +328,7 @@ export class LeaseGuard {
     this.state = 'lost';
     this.lostError = err;
     this.unsureError = undefined;
-    this.stopTimers();
+    this.timers.stop();
     LIVE_HERE.delete(this.holder.id);
     this.o.log?.error('replica lease lost: stop writing to this replica', { replica: this.o.replica, location: this.o.store.location, error: err.message });
     this.o.onLost?.(err);
@@ -367,7 +343,7 @@ export class LeaseGuard {
     this.lastFailure = undefined;
     LIVE_HERE.add(this.holder.id);
     this.setDeadline(at + this.ttlMs);
-    this.schedule(Math.max(0, at + this.renewIntervalMs - this.mono()));
+    this.timers.renewIn(Math.max(0, at + this.renewIntervalMs - this.mono()));
   }
 
   private written: LeaseHandover | undefined;
@@ -407,41 +383,9 @@ export class LeaseGuard {
     }
   }
 
-  private schedule(ms: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.renew().then(
-        () => this.schedule(this.renewIntervalMs),
-        () => {
-          // Transient failure: retry every 1 s, 2 s, then every ttl / 10 (≤ 3 s with the default
-          // ttl), so several attempts fit between the failed renewal and the watchdog.
-          if (this.state === 'held') this.schedule(Math.min(this.renewIntervalMs, Math.max(1000, Math.floor(this.ttlMs / 10)), 1000 * this.failures));
-        },
-      );
-    }, ms);
-    // The lease must never keep a process alive on its own.
-    this.timer.unref();
-  }
-
-  private stopTimers(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = undefined;
-  }
-
-  /** One store call bounded by `requestTimeoutMs` (the call itself may still land later). */
+  /** One store call bounded by `requestTimeoutMs`. */
   private timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    const ms = this.requestTimeoutMs;
-    let t: NodeJS.Timeout | undefined;
-    return Promise.race([
-      fn(),
-      new Promise<never>((_, rej) => {
-        t = setTimeout(() => rej(timeoutError(this.o.store, op, ms)), ms);
-        t.unref();
-      }),
-    ]).finally(() => clearTimeout(t));
+    return timed(this.o.store, op, this.requestTimeoutMs, fn);
   }
 
   private lease(): Lease {

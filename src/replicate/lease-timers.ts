@@ -1,0 +1,121 @@
+/**
+ * When the lease guard (lease-guard.ts) acts on its own: the periods it derives from the ttl, the
+ * next renewal (or, while the lease is unconfirmed, the next re-read), the watchdog that stops
+ * shipping before anyone else may treat the lease as expired, and the bound on each store call.
+ * Timers run on the monotonic clock, like the guard's deadline, and are all unref'd: the lease must
+ * never keep a process alive on its own.
+ */
+import { LsinitError } from '../errors.js';
+import type { LeaseStore } from '../replica/lease/types.js';
+import { timeoutError } from './lease-messages.js';
+import { DEFAULT_LEASE_TTL_MS, type LeaseGuardOptions, type LeaseState } from './lease-options.js';
+
+export interface LeaseTiming {
+  ttlMs: number;
+  renewIntervalMs: number;
+  requestTimeoutMs: number;
+  recheckMs: number;
+}
+
+/** The guard's periods from its options, defaults derived from the ttl; a renewal not shorter than the ttl is refused. */
+export function leaseTiming(o: Pick<LeaseGuardOptions, 'ttlMs' | 'renewIntervalMs' | 'requestTimeoutMs' | 'recheckMs'>): LeaseTiming {
+  const ttlMs = o.ttlMs ?? DEFAULT_LEASE_TTL_MS;
+  const renewIntervalMs = o.renewIntervalMs ?? Math.max(1, Math.floor(ttlMs / 3));
+  if (!(ttlMs > 0) || !(renewIntervalMs > 0) || renewIntervalMs >= ttlMs) {
+    throw new LsinitError('LSINIT_ERR_CONFIG', `lease: renew interval (${renewIntervalMs} ms) must be positive and shorter than the ttl (${ttlMs} ms)`, {
+      fields: { ttlMs, renewIntervalMs },
+    });
+  }
+  return {
+    ttlMs,
+    renewIntervalMs,
+    requestTimeoutMs: o.requestTimeoutMs ?? Math.max(1000, Math.min(10_000, Math.floor(ttlMs / 6))),
+    recheckMs: o.recheckMs ?? Math.max(1000, Math.min(3000, Math.floor(ttlMs / 10))),
+  };
+}
+
+/** How long before our deadline shipping stops. */
+export function safetyMs(ttlMs: number): number {
+  return Math.max(1, Math.floor(ttlMs / 6));
+}
+
+/** One store call bounded by `ms` (the call itself may still land later). */
+export function timed<T>(store: LeaseStore, op: string, ms: number, fn: () => Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    fn(),
+    new Promise<never>((_, rej) => {
+      t = setTimeout(() => rej(timeoutError(store, op, ms)), ms);
+      t.unref();
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
+/** What the timers call back into: the guard's renewal and re-read, its state, its renewals failed in a row. */
+export interface TimedGuard {
+  renew(): Promise<void>;
+  confirm(): Promise<boolean>;
+  state(): LeaseState;
+  failures(): number;
+}
+
+export class LeaseTimers {
+  /** The next renewal, or the next re-read while unsure: one of them at a time. */
+  private timer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+
+  constructor(private readonly t: LeaseTiming, private readonly g: TimedGuard) {}
+
+  /** Renew in `ms`, then every renew interval while it succeeds. */
+  renewIn(ms: number): void {
+    this.set(ms, () => {
+      this.g.renew().then(
+        () => this.renewIn(this.t.renewIntervalMs),
+        () => {
+          // Transient failure: retry every 1 s, 2 s, then every ttl / 10 (≤ 3 s with the default
+          // ttl), so several attempts fit between the failed renewal and the watchdog.
+          if (this.g.state() === 'held') this.renewIn(Math.min(this.t.renewIntervalMs, Math.max(1000, Math.floor(this.t.ttlMs / 10)), 1000 * this.g.failures()));
+        },
+      );
+    });
+  }
+
+  /** Re-read every `recheckMs` while unsure, until decided (a lease taken back schedules renewals instead). */
+  recheck(): void {
+    this.set(this.t.recheckMs, () => {
+      void this.g.confirm().then(() => {
+        if (this.g.state() === 'unsure' && this.timer === undefined) this.recheck();
+      });
+    });
+  }
+
+  /** Call `expire` in `ms` unless re-armed or stopped first (replaces the previous watchdog). */
+  watch(ms: number, expire: () => void): void {
+    this.watchdog = rearm(this.watchdog, ms, () => {
+      this.watchdog = undefined;
+      expire();
+    });
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = undefined;
+  }
+
+  private set(ms: number, fn: () => void): void {
+    this.timer = rearm(this.timer, ms, () => {
+      this.timer = undefined;
+      fn();
+    });
+  }
+}
+
+/** Clear `previous` and start an unref'd timer for `fn` in `ms`. */
+function rearm(previous: NodeJS.Timeout | undefined, ms: number, fn: () => void): NodeJS.Timeout {
+  if (previous) clearTimeout(previous);
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return t;
+}
