@@ -74,7 +74,7 @@ export class Controller implements ControllerLike {
     this.now = opts.now ?? processClock;
     this.wallNow = opts.wallNow ?? Date.now;
     this.timers = opts.timers ?? realTimers;
-    this.leasing = new ReplicaLeases({ now: this.now, signal: this.abort.signal });
+    this.leasing = new ReplicaLeases({ now: this.now, signal: this.abort.signal, timers: this.timers });
     this.locks = opts.metaLocked ? undefined : new MetaLocks(config.dbs, { log, signal: this.abort.signal });
     this.entries = config.dbs.map((cfg, di) => {
       const dlog = log.child({ db: cfg.path });

@@ -69,7 +69,7 @@ export class LeaseGuard {
     this.store = opts.store;
     const timing = leaseTiming(opts);
     ({ ttlMs: this.ttlMs, renewIntervalMs: this.renewIntervalMs, requestTimeoutMs: this.requestTimeoutMs, recheckMs: this.recheckMs } = timing);
-    this.timers = new LeaseTimers(timing, { renew: () => this.renew(), confirm: () => this.confirm(), state: () => this.state, failures: () => this.failures });
+    this.timers = new LeaseTimers(timing, { renew: () => this.renew(), confirm: () => this.confirm(), state: () => this.state, failures: () => this.failures }, opts.timers);
     this.now = opts.now ?? Date.now;
     this.mono = opts.mono ?? (() => performance.now());
     this.sleep = opts.sleep ?? ((ms, signal) => sleepTimer(ms, undefined, signal ? { signal } : undefined));
@@ -385,7 +385,7 @@ export class LeaseGuard {
 
   /** One store call bounded by `requestTimeoutMs`. */
   private timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return timed(this.o.store, op, this.requestTimeoutMs, fn);
+    return timed(this.o.store, op, this.requestTimeoutMs, fn, this.o.timers);
   }
 
   private lease(): Lease {

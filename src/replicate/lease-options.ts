@@ -2,6 +2,7 @@
 import type { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { LeaseStore } from '../replica/lease/types.js';
+import type { Timers } from '../util/timers.js';
 
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 export const DEFAULT_LEASE_MAX_WAIT_MS = 5 * 60_000;
@@ -59,6 +60,8 @@ export interface LeaseGuardOptions {
   /** Monotonic clock (ms) for our own deadline and waits (default performance.now). */
   mono?: () => number;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Timers for renewals, re-reads, the watchdog and the bound on each store call (default Node's; always unref'd). */
+  timers?: Timers;
   /** Aborts a wait (shutdown during start-up); a single attempt is not affected. */
   signal?: AbortSignal;
   log?: Logger;

@@ -3,10 +3,12 @@
  * next renewal (or, while the lease is unconfirmed, the next re-read), the watchdog that stops
  * shipping before anyone else may treat the lease as expired, and the bound on each store call.
  * Timers run on the monotonic clock, like the guard's deadline, and are all unref'd: the lease must
- * never keep a process alive on its own.
+ * never keep a process alive on its own. They come from an injected `Timers` (Node's by default) so
+ * tests drive renewals and the watchdog with a fake clock.
  */
 import { LsinitError } from '../errors.js';
 import type { LeaseStore } from '../replica/lease/types.js';
+import { realTimers, unrefTimer, type TimerHandle, type Timers } from '../util/timers.js';
 import { timeoutError } from './lease-messages.js';
 import { DEFAULT_LEASE_TTL_MS, type LeaseGuardOptions, type LeaseState } from './lease-options.js';
 
@@ -40,15 +42,14 @@ export function safetyMs(ttlMs: number): number {
 }
 
 /** One store call bounded by `ms` (the call itself may still land later). */
-export function timed<T>(store: LeaseStore, op: string, ms: number, fn: () => Promise<T>): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
+export function timed<T>(store: LeaseStore, op: string, ms: number, fn: () => Promise<T>, timers: Timers = realTimers): Promise<T> {
+  let t: TimerHandle | undefined;
   return Promise.race([
     fn(),
     new Promise<never>((_, rej) => {
-      t = setTimeout(() => rej(timeoutError(store, op, ms)), ms);
-      t.unref();
+      t = unrefTimer(timers.setTimeout(() => rej(timeoutError(store, op, ms)), ms));
     }),
-  ]).finally(() => clearTimeout(t));
+  ]).finally(() => t && timers.clearTimeout(t));
 }
 
 /** What the timers call back into: the guard's renewal and re-read, its state, its renewals failed in a row. */
@@ -61,10 +62,10 @@ export interface TimedGuard {
 
 export class LeaseTimers {
   /** The next renewal, or the next re-read while unsure: one of them at a time. */
-  private timer: NodeJS.Timeout | undefined;
-  private watchdog: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
+  private watchdog: TimerHandle | undefined;
 
-  constructor(private readonly t: LeaseTiming, private readonly g: TimedGuard) {}
+  constructor(private readonly t: LeaseTiming, private readonly g: TimedGuard, private readonly timers: Timers = realTimers) {}
 
   /** Renew in `ms`, then every renew interval while it succeeds. */
   renewIn(ms: number): void {
@@ -91,31 +92,29 @@ export class LeaseTimers {
 
   /** Call `expire` in `ms` unless re-armed or stopped first (replaces the previous watchdog). */
   watch(ms: number, expire: () => void): void {
-    this.watchdog = rearm(this.watchdog, ms, () => {
+    this.watchdog = this.rearm(this.watchdog, ms, () => {
       this.watchdog = undefined;
       expire();
     });
   }
 
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.watchdog) clearTimeout(this.watchdog);
+    if (this.watchdog) this.timers.clearTimeout(this.watchdog);
     this.watchdog = undefined;
   }
 
   private set(ms: number, fn: () => void): void {
-    this.timer = rearm(this.timer, ms, () => {
+    this.timer = this.rearm(this.timer, ms, () => {
       this.timer = undefined;
       fn();
     });
   }
-}
 
-/** Clear `previous` and start an unref'd timer for `fn` in `ms`. */
-function rearm(previous: NodeJS.Timeout | undefined, ms: number, fn: () => void): NodeJS.Timeout {
-  if (previous) clearTimeout(previous);
-  const t = setTimeout(fn, ms);
-  t.unref();
-  return t;
+  /** Clear `previous` and start an unref'd timer for `fn` in `ms`. */
+  private rearm(previous: TimerHandle | undefined, ms: number, fn: () => void): TimerHandle {
+    if (previous) this.timers.clearTimeout(previous);
+    return unrefTimer(this.timers.setTimeout(fn, ms));
+  }
 }

@@ -8,6 +8,7 @@ import { errorMessage, LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { leaseStoreFor } from '../replica/lease/index.js';
 import type { Replica } from '../replica/replica.js';
+import type { Timers } from '../util/timers.js';
 import type { Entry } from './entry.js';
 import { LeaseGuard } from './lease-guard.js';
 import type { LeaseHandover } from './lease-options.js';
@@ -15,7 +16,8 @@ import type { LeaseHandover } from './lease-options.js';
 export class ReplicaLeases {
   private readonly acquiring = new Map<LeaseGuard, Promise<void>>();
 
-  constructor(private readonly o: { now: () => number; signal: AbortSignal }) {}
+  /** `timers`: the controller's, for the guards' renewals and watchdogs (which unref them). */
+  constructor(private readonly o: { now: () => number; signal: AbortSignal; timers: Timers }) {}
 
   /**
    * A guard for `r` (undefined with `lease: false`). `holderId` and `handedOver`: the id and the
@@ -34,6 +36,7 @@ export class ReplicaLeases {
       wait: lc.wait,
       maxWaitMs: lc.maxWaitMs,
       signal: this.o.signal,
+      timers: this.o.timers,
       log,
       // The guard has already logged the loss or the doubt (naming the new holder, if any), and
       // `writable()` now skips the replica; metrics and /healthz read the guard's state.

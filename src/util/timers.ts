@@ -21,6 +21,15 @@ export const realTimers: Timers = {
   clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
 };
 
+/**
+ * Let `h` not keep the process alive, when it is a Node timer (a fake clock's handles have no
+ * `unref` and need none): for timers that must never hold a process open on their own.
+ */
+export function unrefTimer<H extends TimerHandle>(h: H): H {
+  (h as { unref?: () => void }).unref?.();
+  return h;
+}
+
 /** `p`, or a rejection with `msg` once `ms` have passed first (at once when `ms` <= 0). */
 export function withDeadline<T>(p: Promise<T>, ms: number, msg: string, timers: Timers = realTimers): Promise<T> {
   if (ms <= 0) return Promise.reject(new Error(msg));

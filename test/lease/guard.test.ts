@@ -13,6 +13,7 @@ import { LsinitError } from '../../src/errors.js';
 import { FileLeaseStore } from '../../src/replica/lease/file.js';
 import { LEASE_VERSION, leaseConflict, type Lease, type LeaseStore } from '../../src/replica/lease/index.js';
 import { LeaseGuard } from '../../src/replicate/lease-guard.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 let root: string;
 let n = 0;
@@ -51,17 +52,56 @@ async function waitFor(cond: () => boolean, ms: number): Promise<void> {
 const isCode = (code: string) => (e: unknown) => e instanceof LsinitError && e.code === code;
 
 describe('LeaseGuard', () => {
-  it('renewals keep the lease alive well past its ttl', async () => {
+  it('renewals keep the lease alive well past its ttl, one every renew interval (fake clock, no sleeping)', async () => {
     const dir = join(root, `r${++n}`);
-    // Generous margins: a loaded machine delays timers by hundreds of ms.
-    const a = new LeaseGuard({ store: store(dir), ttlMs: 1500, renewIntervalMs: 200 });
+    const clock = new FakeClock();
+    const inner = store(dir);
+    const renewedAt: number[] = [];
+    let busy = 0;
+    let hang = false;
+    const s = faulty(inner, {
+      replace: async (l, t) => {
+        renewedAt.push(clock.now());
+        if (hang) return new Promise<string>(() => {});
+        busy++;
+        try {
+          return await inner.replace(l, t);
+        } finally {
+          busy--;
+        }
+      },
+    });
+    // The store is real files: after each timer, let the renewal it started finish (and re-arm).
+    const settle = async () => {
+      do await new Promise((r) => setImmediate(r));
+      while (busy > 0);
+      await new Promise((r) => setImmediate(r));
+    };
+    const fake = { now: clock.now, mono: clock.now, timers: clock };
+    let unsureAt: number | undefined;
+    const a = new LeaseGuard({ store: s, ...fake, onUnsure: () => (unsureAt = clock.now()) }); // default ttl 30 s, renewals every 10 s
     await a.acquire();
-    await sleep(2500);
-    await assert.rejects(new LeaseGuard({ store: store(dir), hostname: 'other' }).acquire(), isCode('LSINIT_ERR_LEASE'));
-    const rec = await store(dir).read();
-    assert.ok(Date.parse(rec!.lease.expiresAt) > Date.now(), 'stored lease is still in the future');
+    const t0 = clock.now();
+    await clock.advance(a.renewIntervalMs - 1, settle);
+    assert.deepEqual(renewedAt, [], 'no renewal before the renew interval');
+    await clock.advance(5 * a.ttlMs - a.renewIntervalMs + 1, settle);
+    assert.deepEqual(renewedAt.map((t) => t - t0), Array.from({ length: 15 }, (_, i) => (i + 1) * a.renewIntervalMs), 'one renewal every renew interval');
     assert.equal(a.held, true);
-    await a.release();
+    assert.equal(a.remainingMs, a.ttlMs, 'the deadline counts from the last renewal');
+    assert.equal(Date.parse((await inner.read())!.lease.expiresAt), clock.now() + a.ttlMs, 'stored expiry pushed by the last renewal');
+    await assert.rejects(new LeaseGuard({ store: store(dir), hostname: 'other', ...fake }).acquire(), isCode('LSINIT_ERR_LEASE'));
+    // A store that stops answering: each renewal gives up after the request timeout and is retried;
+    // the watchdog stops shipping a safety margin (ttl / 6) before the stored expiry.
+    hang = true;
+    const last = clock.now();
+    await clock.advance(a.ttlMs - Math.floor(a.ttlMs / 6) - 1, settle);
+    assert.equal(unsureAt, undefined);
+    assert.equal(a.held, true);
+    assert.ok(renewedAt.length > 16, 'renewals were retried meanwhile');
+    await clock.advance(1, settle);
+    assert.equal(unsureAt, last + a.ttlMs - Math.floor(a.ttlMs / 6));
+    assert.equal(a.held, false);
+    a.stop();
   });
 
   it('wait: true gives up after maxWaitMs with a message naming the holder', async () => {
