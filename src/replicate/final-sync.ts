@@ -8,9 +8,9 @@
  *  - a failed attempt is tried again (up to 3 attempts) while time is left, except with `fast`
  *    (second stop signal).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, LsinitError } from '../errors.js';
 import type { Replica } from '../replica/replica.js';
+import { realTimers, type TimerHandle, type Timers } from '../util/timers.js';
 import type { LeaseGuard } from './lease-guard.js';
 
 export interface FinalSyncOptions {
@@ -20,6 +20,8 @@ export interface FinalSyncOptions {
   /** Take the lease if start-up could not (throws when held elsewhere). */
   ensureLease: () => Promise<void>;
   now?: () => number;
+  /** The attempts' bounds and the pauses between them (default Node's). */
+  timers?: Timers;
 }
 
 /** Shortest attempt before in-flight requests are aborted, and the pause between attempts. */
@@ -37,6 +39,8 @@ const FAILED_ATTEMPTS = 3;
  */
 export async function finalSync(r: Replica, guard: LeaseGuard | undefined, opts: FinalSyncOptions): Promise<{ settled: boolean; error?: unknown }> {
   const now = opts.now ?? Date.now;
+  const timers = opts.timers ?? realTimers;
+  const sleep = (ms: number) => new Promise<void>((res) => timers.setTimeout(res, ms));
   const left = () => opts.deadline - now();
   // The goal is fixed now: another replica's snapshot may still copy newer commits to the shadow
   // WAL while this one ships (torture seed 600015), and those are not this stop's to wait for.
@@ -45,7 +49,7 @@ export async function finalSync(r: Replica, guard: LeaseGuard | undefined, opts:
   // Unconfirmed (store trouble): re-read it and take it back if nobody else holds it. A re-read
   // may wait up to three request timeouts (10 s each with a long ttl): never past the deadline.
   while (guard?.state === 'unsure') {
-    const confirmed = await within(guard.confirm(), left());
+    const confirmed = await within(guard.confirm(), left(), timers);
     if (confirmed !== false || guard.state !== 'unsure' || left() <= guard.recheckMs) break;
     await sleep(Math.min(500, guard.recheckMs));
   }
@@ -56,7 +60,7 @@ export async function finalSync(r: Replica, guard: LeaseGuard | undefined, opts:
     if (budget <= 0) return { settled: true, error: error ?? deadlineError(r) };
     const run = r.idle().then(opts.ensureLease).then(() => r.sync(opts.fast ? { fast: true } : {}));
     const slot = opts.fast ? budget : Math.max(Math.min(MIN_ATTEMPT_MS, budget), Math.floor(budget / 2));
-    const out = await settle(run, slot);
+    const out = await settle(run, slot, timers);
     if (out.state === 'ok') {
       if (r.behind(goal)) return { settled: true, error: new Error(r.stats.lastError ?? 'replica is behind after the final sync') };
       return { settled: true };
@@ -64,12 +68,12 @@ export async function finalSync(r: Replica, guard: LeaseGuard | undefined, opts:
     if (out.state === 'timeout') {
       if (!r.client.abortInFlight) {
         // Nothing to abort with: wait for it (its own request timeout bounds it) until the deadline.
-        const rest = await settle(run, Math.max(0, left()));
+        const rest = await settle(run, Math.max(0, left()), timers);
         if (rest.state === 'ok') return { settled: true };
         return { settled: rest.state !== 'timeout', error: rest.state === 'error' ? rest.error : deadlineError(r) };
       }
       r.client.abortInFlight();
-      const gone = await settle(run, Math.min(MIN_ATTEMPT_MS, Math.max(0, left())));
+      const gone = await settle(run, Math.min(MIN_ATTEMPT_MS, Math.max(0, left())), timers);
       if (gone.state === 'timeout') return { settled: false, error: deadlineError(r) };
       if (gone.state === 'ok') return { settled: true };
       error = new Error(`an upload did not answer within ${slot} ms; aborted it (${errorMessage(gone.error)})`);
@@ -91,17 +95,17 @@ function deadlineError(r: Replica): Error {
 }
 
 /** `p`'s value, or undefined when it has not settled within `ms`. */
-function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<undefined>((res) => (t = setTimeout(() => res(undefined), Math.max(0, ms))))]).finally(() => clearTimeout(t));
+function within<T>(p: Promise<T>, ms: number, timers: Timers): Promise<T | undefined> {
+  let t: TimerHandle | undefined;
+  return Promise.race([p, new Promise<undefined>((res) => (t = timers.setTimeout(() => res(undefined), Math.max(0, ms))))]).finally(() => t && timers.clearTimeout(t));
 }
 
 type Settled = { state: 'ok' } | { state: 'error'; error: unknown } | { state: 'timeout' };
 
-function settle(p: Promise<unknown>, ms: number): Promise<Settled> {
-  let t: NodeJS.Timeout | undefined;
+function settle(p: Promise<unknown>, ms: number, timers: Timers): Promise<Settled> {
+  let t: TimerHandle | undefined;
   return Promise.race([
     p.then((): Settled => ({ state: 'ok' }), (error: unknown): Settled => ({ state: 'error', error })),
-    new Promise<Settled>((res) => (t = setTimeout(() => res({ state: 'timeout' }), ms))),
-  ]).finally(() => clearTimeout(t));
+    new Promise<Settled>((res) => (t = timers.setTimeout(() => res({ state: 'timeout' }), ms))),
+  ]).finally(() => t && timers.clearTimeout(t));
 }

@@ -32,7 +32,7 @@ export async function finalSyncDB(e: Entry, failures: SyncFailure[], o: Shutdown
   const left = () => Math.max(250, o.deadline - o.now());
   await Promise.all(e.replicas.map(async (r) => {
     const guard = e.leases.get(r);
-    const { settled, error } = await finalSync(r, guard, { deadline: o.deadline, ...(o.fast ? { fast: true } : {}), ensureLease: () => o.ensureLease(r), now: o.now });
+    const { settled, error } = await finalSync(r, guard, { deadline: o.deadline, ...(o.fast ? { fast: true } : {}), ensureLease: () => o.ensureLease(r), now: o.now, timers: o.timers });
     if (error === undefined) {
       e.log.info('final sync done', { replica: r.name, position: r.pos ? `${r.pos.generation}/${r.pos.index.toString(16).padStart(8, '0')}:${r.pos.offset}` : undefined });
     } else {

@@ -11,7 +11,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { parseConfig } from '../../src/config/file.js';
 import { nullLogger } from '../../src/log/logger.js';
@@ -23,6 +22,7 @@ import type { LeaseStore } from '../../src/replica/lease/types.js';
 import { finalSync } from '../../src/replicate/final-sync.js';
 import { LeaseGuard } from '../../src/replicate/lease-guard.js';
 import { DB } from '../../src/sqlite/db.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { createDB } from '../helpers/replicate.js';
 
 describe('final sync', () => {
@@ -80,6 +80,8 @@ describe('final sync', () => {
     const db = new DB(cfg, nullLogger);
     const r = new Replica(db.source, cfg.replicas[0]!, new FileReplicaClient({ path: join(dir, 'u') }), nullLogger);
     // The store accepts and never answers once `hang` is set (a request times out after 3 s).
+    // The guard and the final sync run on a fake clock: nothing sleeps.
+    const clock = new FakeClock();
     const inner = new FileLeaseStore({ path: join(dir, 'u') });
     let hang = false;
     const never = <T>(): Promise<T> => new Promise<T>(() => {});
@@ -92,23 +94,27 @@ describe('final sync', () => {
       delete: (t) => (hang ? never() : inner.delete(t)),
       close: () => inner.close(),
     };
-    const guard = new LeaseGuard({ store, ttlMs: 1500, renewIntervalMs: 300, requestTimeoutMs: 3000, recheckMs: 1000 });
-    // The guard's request timers do not keep a process alive; in lsinit other handles do.
-    const alive = setInterval(() => {}, 1000);
+    const guard = new LeaseGuard({ store, ttlMs: 1500, renewIntervalMs: 300, requestTimeoutMs: 3000, recheckMs: 1000, now: clock.now, mono: clock.now, timers: clock });
     try {
       await guard.acquire();
       db.sync();
       await r.sync();
       hang = true;
-      for (let i = 0; i < 60 && guard.state !== 'unsure'; i++) await sleep(50);
+      // The renewal at 300 ms hangs; the watchdog gives the lease up ttl / 6 before it expires.
+      await clock.advance(1500 - 250 - 1);
+      assert.equal(guard.state, 'held');
+      await clock.advance(1);
       assert.equal(guard.state, 'unsure');
-      const t0 = Date.now();
-      const res = await finalSync(r, guard, { deadline: t0 + 500, ensureLease: async () => {} });
-      const took = Date.now() - t0;
-      assert.ok(took < 1200, `the final sync took ${took} ms for a 500 ms budget`);
+      let over = false;
+      const p = finalSync(r, guard, { deadline: clock.now() + 500, ensureLease: async () => {}, now: clock.now, timers: clock }).finally(() => (over = true));
+      const isOver = () => over;
+      await clock.advance(499);
+      assert.equal(isOver(), false, 'still re-reading the lease before the deadline');
+      await clock.advance(1);
+      assert.equal(isOver(), true, 'over at the deadline');
+      const res = await p;
       assert.match(String(res.error), /did not finish before the shutdown deadline|not confirmed/);
     } finally {
-      clearInterval(alive);
       guard.stop();
       db.closeConnections();
     }
