@@ -184,7 +184,7 @@ export class Controller implements ControllerLike {
         if (r.cfg.retentionMs > 0) e.timers.push(this.timers.setInterval(() => void (this.leasing.writable(e, r) && r.enforceRetention().catch((err) => this.replicaError(e, r, err, 'retention'))), r.cfg.retentionCheckIntervalMs));
         if (r.cfg.snapshotIntervalMs > 0) e.timers.push(this.timers.setInterval(() => void (this.leasing.writable(e, r) && r.maybeSnapshot().catch((err) => this.replicaError(e, r, err, 'snapshot'))), Math.min(r.cfg.snapshotIntervalMs, 1000)));
         if (r.cfg.validationIntervalMs > 0) {
-          const v = new Validator({ db: e.db, replica: r, log: e.log.child({ replica: r.name }), syncReplica: () => this.syncReplica(e, r) });
+          const v = new Validator({ db: e.db, replica: r, log: e.log.child({ replica: r.name }), syncReplica: () => this.syncReplica(e, r), now: this.now, sleep: (ms) => new Promise<void>((res) => this.timers.setTimeout(res, ms)) });
           this.validators.push(v);
           e.timers.push(this.timers.setInterval(() => void (!this.leasing.lost(e, r) && v.run()), r.cfg.validationIntervalMs));
         }
