@@ -51,32 +51,45 @@ async function waitFor(cond: () => boolean, ms: number): Promise<void> {
 
 const isCode = (code: string) => (e: unknown) => e instanceof LsinitError && e.code === code;
 
+/**
+ * `inner` with a count of its calls in flight, and `settle`, to pass to FakeClock.advance: after
+ * each timer, the store calls it started (real files) finish and what follows them runs.
+ */
+function tracked(inner: LeaseStore): { store: LeaseStore; settle: () => Promise<void> } {
+  let busy = 0;
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    busy++;
+    return p.finally(() => busy--);
+  };
+  const store = faulty(inner, {
+    read: () => track(inner.read()),
+    create: (l) => track(inner.create(l)),
+    replace: (l, t) => track(inner.replace(l, t)),
+    delete: (t) => track(inner.delete(t)),
+  });
+  const tick = () => new Promise((r) => setImmediate(r));
+  const settle = async () => {
+    do await tick();
+    while (busy > 0);
+    await tick();
+  };
+  return { store, settle };
+}
+
 describe('LeaseGuard', () => {
   it('renewals keep the lease alive well past its ttl, one every renew interval (fake clock, no sleeping)', async () => {
     const dir = join(root, `r${++n}`);
     const clock = new FakeClock();
     const inner = store(dir);
+    const { store: files, settle } = tracked(inner);
     const renewedAt: number[] = [];
-    let busy = 0;
     let hang = false;
-    const s = faulty(inner, {
-      replace: async (l, t) => {
+    const s = faulty(files, {
+      replace: (l, t) => {
         renewedAt.push(clock.now());
-        if (hang) return new Promise<string>(() => {});
-        busy++;
-        try {
-          return await inner.replace(l, t);
-        } finally {
-          busy--;
-        }
+        return hang ? new Promise<string>(() => {}) : files.replace(l, t);
       },
     });
-    // The store is real files: after each timer, let the renewal it started finish (and re-arm).
-    const settle = async () => {
-      do await new Promise((r) => setImmediate(r));
-      while (busy > 0);
-      await new Promise((r) => setImmediate(r));
-    };
     const fake = { now: clock.now, mono: clock.now, timers: clock };
     let unsureAt: number | undefined;
     const a = new LeaseGuard({ store: s, ...fake, onUnsure: () => (unsureAt = clock.now()) }); // default ttl 30 s, renewals every 10 s
@@ -145,22 +158,24 @@ describe('LeaseGuard', () => {
 
   it('renewals failing with transient errors stop shipping before the lease can expire, and the lease is taken back once the store answers', async () => {
     const inner = store();
+    const { store: files, settle } = tracked(inner);
+    const clock = new FakeClock();
     let failing = false;
     const down = () => Promise.reject(new LsinitError('LSINIT_ERR_REPLICA', 'store unreachable', { transient: true }));
-    const s = faulty(inner, {
-      read: () => (failing ? down() : inner.read()),
-      replace: (l, t) => (failing ? down() : inner.replace(l, t)),
+    const s = faulty(files, {
+      read: () => (failing ? down() : files.read()),
+      replace: (l, t) => (failing ? down() : files.replace(l, t)),
     });
     let unsureAt = 0;
     let unsureErr: LsinitError | undefined;
     const regained: { relearn: boolean }[] = [];
     let lost = false;
-    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, recheckMs: 100, onUnsure: (e) => ((unsureAt = Date.now()), (unsureErr = e)), onRegained: (i) => regained.push(i), onLost: () => (lost = true) });
+    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, recheckMs: 100, now: clock.now, mono: clock.now, timers: clock, onUnsure: (e) => ((unsureAt = clock.now()), (unsureErr = e)), onRegained: (i) => regained.push(i), onLost: () => (lost = true) });
     await g.acquire();
     const expires = Date.parse((await inner.read())!.lease.expiresAt);
     failing = true;
-    // Longer than the ttl: the stored lease expires meanwhile.
-    await sleep(2200);
+    // Longer than the ttl (fake clock): the stored lease expires meanwhile.
+    await clock.advance(2200, settle);
     assert.ok(unsureErr, 'onUnsure was called');
     assert.equal(g.state, 'unsure');
     assert.equal(g.held, false, 'nothing may be shipped while unconfirmed');
@@ -168,16 +183,18 @@ describe('LeaseGuard', () => {
     assert.equal(unsureErr.code, 'LSINIT_ERR_LEASE');
     // A later renewal (at most every renew interval) could have pushed the expiry; the guard must
     // have stopped before the last expiry anyone else could have read.
-    assert.ok(unsureAt < expires + 300, `unsure ${unsureAt - expires} ms after the first stored expiry`);
-    const last = Date.parse((await inner.read())!.lease.expiresAt);
-    assert.ok(unsureAt < last, `unsure ${last - unsureAt} ms before the stored expiry`);
+    // No renewal landed, so the watchdog stopped shipping exactly ttl / 6 before the stored expiry.
+    assert.equal(unsureAt, expires - Math.floor(g.ttlMs / 6), `unsure ${expires - unsureAt} ms before the stored expiry`);
+    assert.equal(Date.parse((await inner.read())!.lease.expiresAt), expires, 'no renewal landed');
     failing = false;
-    await waitFor(() => g.held, 2000);
+    // The next re-read (every recheckMs) takes it back.
+    await clock.advance(g.recheckMs, settle);
+    assert.equal(g.held, true);
     assert.deepEqual(regained, [{ relearn: false }], 'still ours (same holder id): nobody wrote in between');
     assert.equal(lost, false);
     const rec = (await inner.read())!;
     assert.equal(rec.lease.holder.id, g.holder.id);
-    assert.ok(Date.parse(rec.lease.expiresAt) > Date.now(), 'renewed again');
+    assert.ok(Date.parse(rec.lease.expiresAt) > clock.now(), 'renewed again');
     await g.renew();
     await g.release();
     assert.equal(await inner.read(), undefined);
