@@ -1,5 +1,18 @@
+/** Exact byte counts, as the frame decoders pull them. */
+export interface ByteSource {
+  /** Bytes consumed so far, for error messages. */
+  readonly consumed: number;
+  /** True when no byte is left. */
+  eof(): Promise<boolean>;
+  /** Exactly n bytes (in `scratch` when it is given and large enough, or may be), or undefined if the source ends first. */
+  read(n: number, scratch?: Buffer): Promise<Buffer | undefined>;
+  /** The next n bytes in a new buffer of `prefix + n` bytes, after `prefix` bytes left for the caller. */
+  readPrefixed(n: number, prefix: number): Promise<Buffer | undefined>;
+  close(): Promise<void>;
+}
+
 /** Pull exact byte counts from an async stream of chunks (decoders that parse framed input). */
-export class ByteReader {
+export class ByteReader implements ByteSource {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private done = false;

@@ -12,7 +12,7 @@
  */
 import { compressSync, uncompressSync } from 'lz4-napi';
 import { LsinitError } from '../errors.js';
-import { ByteReader } from './bytereader.js';
+import { ByteReader, type ByteSource } from './bytereader.js';
 import { nativeLZ4, type NativeLZ4 } from './lz4-native.js';
 import { xxh32, xxh32Stream, xxhReady } from './xxh32.js';
 
@@ -139,9 +139,9 @@ export function decodeBuffers(): DecodeBuffers | undefined {
  * legacy frames, linked or independent blocks, with or without block/content checksums and
  * content size. Every checksum present is verified. `name` labels errors (the object key).
  */
-export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'object', opts: DecodeOptions = {}): AsyncGenerator<Buffer> {
+export async function* decodeFrames(source: AsyncIterable<Uint8Array> | ByteSource, name = 'object', opts: DecodeOptions = {}): AsyncGenerator<Buffer> {
   await xxhReady();
-  const r = new ByteReader(source);
+  const r = Symbol.asyncIterator in source ? new ByteReader(source) : source;
   const ring = opts.into;
   let frames = 0;
   try {
@@ -174,7 +174,7 @@ export async function* decodeFrames(source: AsyncIterable<Uint8Array>, name = 'o
  * Exactly one LZ4 frame from `r`, magic first, leaving `r` just after the frame's last byte
  * (LTX files store each page as a frame followed by more data).
  */
-export async function* decodeOneFrame(r: ByteReader, name: string): AsyncGenerator<Buffer> {
+export async function* decodeOneFrame(r: ByteSource, name: string): AsyncGenerator<Buffer> {
   await xxhReady();
   const m = await r.read(4);
   if (!m) throw formatError(`${name}: truncated frame magic`, { name });
@@ -215,7 +215,7 @@ export class DecodeBuffers {
   }
 }
 
-async function* decodeFrame(r: ByteReader, name: string, ring?: DecodeBuffers): AsyncGenerator<Buffer> {
+async function* decodeFrame(r: ByteSource, name: string, ring?: DecodeBuffers): AsyncGenerator<Buffer> {
   const desc = await r.read(2);
   if (!desc) throw formatError(`${name}: truncated frame header`, { name });
   const flg = desc[0]!;
@@ -276,7 +276,7 @@ async function* decodeFrame(r: ByteReader, name: string, ring?: DecodeBuffers): 
   }
 }
 
-async function* decodeLegacy(r: ByteReader, name: string): AsyncGenerator<Buffer> {
+async function* decodeLegacy(r: ByteSource, name: string): AsyncGenerator<Buffer> {
   // Legacy frames: 4-byte compressed sizes, 8 MiB blocks, no end mark; they end at EOF or a magic.
   while (!(await r.eof())) {
     const szb = await r.read(4);

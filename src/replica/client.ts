@@ -5,6 +5,7 @@
  * scheduling and retention live above, in `replica/replica.ts`.
  */
 import type { Readable } from 'node:stream';
+import type { ByteSource } from '../format/bytereader.js';
 
 /** Object timestamps are nanoseconds since the Unix epoch: file mtimes need ns precision (vectors README). */
 export type TimeNs = bigint;
@@ -55,6 +56,12 @@ export interface ReplicaClient {
   deleteSnapshot(generation: string, index: number): Promise<void>;
   /** Throws LsinitError LSINIT_ERR_NOT_FOUND when missing. */
   snapshotReader(generation: string, index: number): Promise<Readable>;
+  /**
+   * Optional: the stored snapshot as a ByteSource that reads straight into the decoder's buffers
+   * (a local file); undefined when this client only streams (then use snapshotReader). `onBytes`
+   * is told each byte count read. Throws LsinitError LSINIT_ERR_NOT_FOUND when missing.
+   */
+  snapshotSource?(generation: string, index: number, onBytes: (n: number) => void): Promise<ByteSource | undefined>;
   /** WAL segments of a generation, sorted by (index, offset). An unknown generation gives []. */
   walSegments(generation: string): Promise<WALSegmentInfo[]>;
   writeWALSegment(pos: Pos, body: Body): Promise<WALSegmentInfo>;

@@ -4,6 +4,7 @@
  * backends a config actually uses are loaded now.
  */
 import type { Readable } from 'node:stream';
+import type { ByteSource } from '../format/bytereader.js';
 import type { Body, ObjectInfo, Pos, ReplicaClient, SnapshotInfo, WALSegmentInfo } from './client.js';
 
 export class LazyClient implements ReplicaClient {
@@ -26,6 +27,10 @@ export class LazyClient implements ReplicaClient {
   async writeSnapshot(g: string, i: number, b: Body): Promise<SnapshotInfo> { return (await this.c).writeSnapshot(g, i, b); }
   async deleteSnapshot(g: string, i: number): Promise<void> { return (await this.c).deleteSnapshot(g, i); }
   async snapshotReader(g: string, i: number): Promise<Readable> { return (await this.c).snapshotReader(g, i); }
+  async snapshotSource(g: string, i: number, onBytes: (n: number) => void): Promise<ByteSource | undefined> {
+    const c = await this.c;
+    return c.snapshotSource ? c.snapshotSource(g, i, onBytes) : undefined;
+  }
   async walSegments(g: string): Promise<WALSegmentInfo[]> { return (await this.c).walSegments(g); }
   async writeWALSegment(p: Pos, b: Body): Promise<WALSegmentInfo> { return (await this.c).writeWALSegment(p, b); }
   async deleteWALSegments(ps: Pos[]): Promise<void> { return (await this.c).deleteWALSegments(ps); }

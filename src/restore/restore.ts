@@ -11,6 +11,7 @@ import * as fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { LsinitError } from '../errors.js';
+import type { ByteSource } from '../format/bytereader.js';
 import { decodeBuffers, decodeFrames, type DecodeOptions } from '../format/lz4.js';
 import { hex8, walSegmentName } from '../format/paths.js';
 import { nullLogger, type Logger } from '../log/logger.js';
@@ -93,6 +94,11 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
     if (reuse) collect(n);
     report();
   };
+  /** Bytes read into the decoder's own buffers: progress, but no garbage to collect. */
+  const onRead = (n: number) => {
+    progress.downloaded += n;
+    report();
+  };
   const gen = plan.generation;
   const fh = await fsp.open(tmp, 'w+');
   const writer = new SerialWriter(fh.fd);
@@ -106,7 +112,7 @@ export async function executeRestore(client: ReplicaClient, plan: RestorePlan, o
       writer.truncate(0);
       // Each block is written on the thread pool while the next is read, checked and decoded.
       let pos = 0;
-      for await (const chunk of decodeFrames(counted(await client.snapshotReader(gen, plan.snapshot.index), onBytes), snapName, dec)) {
+      for await (const chunk of decodeFrames(await snapshotInput(client, gen, plan.snapshot.index, onBytes, onRead), snapName, dec)) {
         writer.writev([chunk], pos);
         pos += chunk.length;
         decoded(chunk.length);
@@ -275,6 +281,11 @@ async function feed(c: ApplyContext, src: AsyncIterable<Buffer>, applier: WALApp
     await c.writer.turn();
   }
   return n;
+}
+
+/** A snapshot the client reads into the decoder's buffers (a file), else its stored stream. */
+async function snapshotInput(client: ReplicaClient, gen: string, index: number, onBytes: (n: number) => void, onRead: (n: number) => void): Promise<AsyncIterable<Buffer> | ByteSource> {
+  return (await client.snapshotSource?.(gen, index, onRead)) ?? counted(await client.snapshotReader(gen, index), onBytes);
 }
 
 async function* once(b: Buffer): AsyncGenerator<Buffer> {

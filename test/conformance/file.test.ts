@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { LsinitError } from '../../src/errors.js';
 import { FileReplicaClient } from '../../src/replica/clients/file.js';
 import { runConformance } from './suite.js';
 
@@ -14,7 +15,7 @@ runConformance('file', async () => {
 
 describe('file client: reads sized to the object', () => {
   const MiB = 1 << 20;
-  it('an object up to 4 MiB is one chunk of exactly its bytes; a larger one comes in chunks of at most 1 MiB; an empty one is empty', async () => {
+  it('an object up to 4 MiB is one chunk of exactly its bytes; a larger one comes in chunks of at most 1 MiB; an empty one is empty; a snapshot reads as a source', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lsinit-file-read-'));
     try {
       const c = new FileReplicaClient({ path: dir });
@@ -37,6 +38,15 @@ describe('file client: reads sized to the object', () => {
         for (const ch of chunks) assert.ok(ch.buffer.byteLength <= Math.max(ch.length, 8192), `${size}: chunk of ${ch.length} B backed by ${ch.buffer.byteLength} B`);
         assert.ok(Buffer.concat(chunks).equals(data), `${size}: bytes read back differ`);
       }
+      // The snapshot as a source for the decoder: its bytes at their offsets; a missing one is not found.
+      const snap = randomBytes(100_000);
+      await c.writeSnapshot('0123456789abcdef', 3, snap);
+      const src = await c.snapshotSource('0123456789abcdef', 3, () => {});
+      const got = Buffer.concat([(await src.read(40_000))!, (await src.read(60_000, Buffer.alloc(60_000)))!]);
+      assert.ok(got.equals(snap));
+      assert.equal(await src.eof(), true);
+      await src.close();
+      await assert.rejects(c.snapshotSource('0123456789abcdef', 4, () => {}), (e) => e instanceof LsinitError && e.code === 'LSINIT_ERR_NOT_FOUND');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -5,8 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { open } from 'node:fs/promises';
 import { after, describe, it } from 'node:test';
 import { FRAME_BLOCK_SIZE, decodeAll, decodeBuffers, decodeFrames, encodeFrame, encodeFrameStream } from '../../src/format/lz4.js';
+import { LsinitError } from '../../src/errors.js';
+import { FileByteSource } from '../../src/format/file-source.js';
 import { frameOf, malformedFrame } from '../helpers/lz4-frames.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lsinit-lz4-'));
@@ -118,6 +121,16 @@ describe('LZ4 frames', () => {
   });
 });
 
+/** Frame kinds the lz4 CLI writes, for the decoders into reused buffers. */
+const CLI_KINDS = [
+  ['default (4 MiB blocks)', []],
+  ['64 KiB linked blocks', ['-B4', '-BD']],
+  ['256 KiB blocks with block checksums', ['-B5', '-BX']],
+  ['content size and no content checksum', ['--content-size', '--no-frame-crc']],
+  ['legacy format', ['-l']],
+  ['incompressible data (stored blocks)', ['-B4']],
+] as const;
+
 /** `data` in pieces of `size` bytes, so blocks arrive split across chunks. */
 function pieces(data: Buffer, size: number): Readable {
   const out: Buffer[] = [];
@@ -130,14 +143,7 @@ describe('LZ4 frames decoded into reused buffers (liblz4)', () => {
     assert.ok(decodeBuffers());
   });
 
-  for (const [name, args] of [
-    ['default (4 MiB blocks)', []],
-    ['64 KiB linked blocks', ['-B4', '-BD']],
-    ['256 KiB blocks with block checksums', ['-B5', '-BX']],
-    ['content size and no content checksum', ['--content-size', '--no-frame-crc']],
-    ['legacy format', ['-l']],
-    ['incompressible data (stored blocks)', ['-B4']],
-  ] as const) {
+  for (const [name, args] of CLI_KINDS) {
     it(`gives the same bytes as a fresh buffer per block, blocks split across chunks: ${name}`, async () => {
       const data = name.startsWith('incompressible') ? randomBytes(300_000) : sample(9 << 20);
       const framed = lz4cli([...args], data);
@@ -186,5 +192,61 @@ describe('LZ4 frames decoded into reused buffers (liblz4)', () => {
         await assert.rejects(all(), { code: 'LSINIT_ERR_FORMAT', message: /seg: corrupt compressed block/ });
       }
     }
+  });
+});
+
+describe('LZ4 frames read from a file into the decoder\'s buffers (FileByteSource)', () => {
+  async function source(framed: Buffer, counted?: number[]): Promise<FileByteSource> {
+    const p = join(dir, `src-${Math.random()}`);
+    writeFileSync(p, framed);
+    return new FileByteSource(await open(p, 'r'), framed.length, (n) => counted?.push(n));
+  }
+
+  for (const [name, args] of CLI_KINDS) {
+    it(`gives the bytes of the stream decoder, with and without reused buffers: ${name}`, async () => {
+      const data = name.startsWith('incompressible') ? randomBytes(300_000) : sample(9 << 20);
+      const framed = lz4cli([...args], data);
+      for (const into of [decodeBuffers(), undefined]) {
+        const counted: number[] = [];
+        const got: Buffer[] = [];
+        let prev: Buffer | undefined;
+        let prevCopy: Buffer | undefined;
+        for await (const c of decodeFrames(await source(framed, counted), 'obj', { into })) {
+          if (prev) assert.deepEqual(prev, prevCopy, 'the block before the current one is intact');
+          prev = c;
+          prevCopy = Buffer.from(c);
+          got.push(prevCopy);
+        }
+        assert.deepEqual(Buffer.concat(got), data);
+        assert.equal(counted.reduce((a, b) => a + b, 0), framed.length, 'every byte read is counted once');
+      }
+    });
+  }
+
+  it('concatenated and skippable frames; a read with a scratch buffer fills that buffer', async () => {
+    const a = sample(100_000);
+    const b = sample(5 << 20);
+    const skip = Buffer.alloc(8 + 10);
+    skip.writeUInt32LE(0x184d2a5f, 0);
+    skip.writeUInt32LE(10, 4);
+    const framed = Buffer.concat([await encodeFrame(a), skip, await encodeFrame(b)]);
+    const got: Buffer[] = [];
+    for await (const c of decodeFrames(await source(framed), 'obj', { into: decodeBuffers() })) got.push(Buffer.from(c));
+    assert.deepEqual(Buffer.concat(got), Buffer.concat([a, b]));
+    const src = await source(framed);
+    const scratch = Buffer.alloc(16);
+    const m = (await src.read(4, scratch))!;
+    assert.equal(m.buffer, scratch.buffer);
+    assert.equal(m.readUInt32LE(0), 0x184d2204);
+    await src.close();
+  });
+
+  it('truncated input is a format error; a file that shrank after open is one too', async () => {
+    const framed = await encodeFrame(sample(200_000));
+    await assert.rejects(async () => { for await (const _ of decodeFrames(await source(framed.subarray(0, framed.length - 3)), 'obj')); }, (e) => e instanceof LsinitError && e.code === 'LSINIT_ERR_FORMAT' && /truncated/.test(e.message));
+    const p = join(dir, `shrunk-${Math.random()}`);
+    writeFileSync(p, framed.subarray(0, 1000));
+    const src = new FileByteSource(await open(p, 'r'), framed.length);
+    await assert.rejects(async () => { for await (const _ of decodeFrames(src, 'obj')); }, (e) => e instanceof LsinitError && e.code === 'LSINIT_ERR_FORMAT' && /ended at byte/.test(e.message));
   });
 });

@@ -89,6 +89,46 @@ describe('restore streams WAL indexes', () => {
     });
   }
 
+  // A file replica's snapshot is read straight into the decoder's buffers (snapshotSource);
+  // other clients, and an age-wrapped one, stream it.
+  for (const native of [true, false]) {
+    for (const via of ['source', 'stream'] as const) {
+      it(`${native ? 'liblz4' : 'lz4-napi'}: the snapshot read ${via === 'source' ? 'into the decoder\'s buffers' : 'as a stream'} gives Litestream's bytes`, async () => {
+        const inner = createClient(replicaFromURL(`file://${replica}`, 'test'));
+        const client = Object.create(inner) as ReplicaClient;
+        const used = { source: 0, stream: 0 };
+        client.snapshotSource = via === 'source'
+          ? async (g, i, onBytes) => { used.source++; return inner.snapshotSource!(g, i, onBytes); }
+          : async () => undefined;
+        client.snapshotReader = async (g, i) => { used.stream++; return inner.snapshotReader(g, i); };
+        setNativeLZ4(native);
+        try {
+          const plan = (await planForReplica(client, {}))!;
+          const output = join(mkdtempSync(join(work, 'out-')), 'restored.db');
+          const seen: number[] = [];
+          await executeRestore(client, plan, { output, onProgress: (p) => seen.push(p.downloaded) });
+          assert.equal(sha256File(output), latest.expect.sha256);
+          assert.deepEqual(used, via === 'source' ? { source: 1, stream: 0 } : { source: 0, stream: 1 });
+          assert.equal(seen.at(-1), plan.snapshot.size + plan.indexes.reduce((a, x) => a + x.segments.reduce((b, g) => b + g.size, 0), 0), 'every stored byte counted');
+        } finally {
+          setNativeLZ4(true);
+        }
+      });
+    }
+  }
+
+  it('a snapshot with a malformed LZ4 block, read into the decoder\'s buffers, fails the restore; nothing is left', async () => {
+    const bad = join(mkdtempSync(join(work, 'bad-')), 'replica');
+    cpSync(replica, bad, { recursive: true });
+    const client = createClient(replicaFromURL(`file://${bad}`, 'test'));
+    const plan = (await planForReplica(client, {}))!;
+    const snap = join(bad, 'generations', plan.generation, 'snapshots', `${plan.snapshot.index.toString(16).padStart(8, '0')}.snapshot.lz4`);
+    writeFileSync(snap, await malformedFrame());
+    const outDir = mkdtempSync(join(work, 'out-'));
+    await assert.rejects(executeRestore(client, { ...plan, snapshot: { ...plan.snapshot, size: readFileSync(snap).length } }, { output: join(outDir, 'restored.db') }), (err) => err instanceof LsinitError && err.code === 'LSINIT_ERR_FORMAT' && err.message.includes('snapshot') && /corrupt compressed block/.test(err.message));
+    assert.deepEqual(readdirSync(outDir), [], 'no output and no temp or sidecar file');
+  });
+
   for (const [what, prefetchBytes] of [['streamed in its turn', 0], ['fetched ahead', 8 << 20]] as const) {
     for (const native of [true, false]) {
       it(`a WAL segment with a malformed LZ4 block (${what}, ${native ? 'liblz4' : 'lz4-napi'}) fails the restore; nothing is left`, async () => {

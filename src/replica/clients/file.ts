@@ -7,6 +7,8 @@ import * as fsp from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { LsinitError, notFound } from '../../errors.js';
+import type { ByteSource } from '../../format/bytereader.js';
+import { FileByteSource } from '../../format/file-source.js';
 import * as paths from '../../format/paths.js';
 import { countOp } from '../../metrics/ops.js';
 import { byKey, type Body, type ObjectInfo, type Pos, type ReplicaClient, type SnapshotInfo, type WALSegmentInfo } from '../client.js';
@@ -63,6 +65,14 @@ export class FileReplicaClient implements ReplicaClient {
 
   async snapshotReader(generation: string, index: number): Promise<Readable> {
     return this.openReader(paths.snapshotPath(this.root, generation, index), { generation, index });
+  }
+
+  async snapshotSource(generation: string, index: number, onBytes: (n: number) => void): Promise<ByteSource> {
+    const p = paths.snapshotPath(this.root, generation, index);
+    const fh = await this.openObject(p, { generation, index });
+    const st = await fh.stat();
+    countOp(this.type, 'GET', st.size);
+    return new FileByteSource(fh, st.size, onBytes);
   }
 
   async walSegments(generation: string): Promise<WALSegmentInfo[]> {
@@ -134,14 +144,17 @@ export class FileReplicaClient implements ReplicaClient {
 
   async close(): Promise<void> {}
 
-  private async openReader(p: string, fields: Record<string, unknown>): Promise<Readable> {
-    let fh: fsp.FileHandle;
+  private async openObject(p: string, fields: Record<string, unknown>): Promise<fsp.FileHandle> {
     try {
-      fh = await fsp.open(p, 'r');
+      return await fsp.open(p, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`replica object ${p}`, { ...fields, path: p });
       throw err;
     }
+  }
+
+  private async openReader(p: string, fields: Record<string, unknown>): Promise<Readable> {
+    const fh = await this.openObject(p, fields);
     const st = await fh.stat();
     countOp(this.type, 'GET', st.size);
     return readWhole(fh, st.size);
