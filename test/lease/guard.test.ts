@@ -41,14 +41,6 @@ function faulty(inner: LeaseStore, over: Partial<Pick<LeaseStore, 'read' | 'crea
   };
 }
 
-async function waitFor(cond: () => boolean, ms: number): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`condition not met within ${ms} ms`);
-    await sleep(20);
-  }
-}
-
 const isCode = (code: string) => (e: unknown) => e instanceof LsinitError && e.code === code;
 
 /**
@@ -203,18 +195,23 @@ describe('LeaseGuard', () => {
   it('an unconfirmed lease that another live instance took over is lost for good', async () => {
     const dir = join(root, `r${++n}`);
     const inner = store(dir);
+    const { store: files, settle } = tracked(inner);
+    const clock = new FakeClock();
+    const fake = { now: clock.now, mono: clock.now, timers: clock };
     let failing = false;
     const down = () => Promise.reject(new LsinitError('LSINIT_ERR_REPLICA', 'store unreachable', { transient: true }));
-    const s = faulty(inner, { read: () => (failing ? down() : inner.read()), replace: (l, t) => (failing ? down() : inner.replace(l, t)) });
+    const s = faulty(files, { read: () => (failing ? down() : files.read()), replace: (l, t) => (failing ? down() : files.replace(l, t)) });
     let lostErr: LsinitError | undefined;
-    const g = new LeaseGuard({ store: s, ttlMs: 1000, renewIntervalMs: 200, recheckMs: 100, onLost: (e) => (lostErr = e) });
+    const g = new LeaseGuard({ store: s, ttlMs: 1000, renewIntervalMs: 200, recheckMs: 100, ...fake, onLost: (e) => (lostErr = e) });
     await g.acquire();
     failing = true;
-    await sleep(1100); // expired
-    const other = new LeaseGuard({ store: store(dir), hostname: 'other-host', ttlMs: 5000 });
+    await clock.advance(1100, settle); // expired
+    assert.equal(g.state, 'unsure');
+    const other = new LeaseGuard({ store: store(dir), hostname: 'other-host', ttlMs: 5000, ...fake });
     await other.acquire();
     failing = false;
-    await waitFor(() => g.state === 'lost', 2000);
+    await clock.advance(g.recheckMs, settle); // the next re-read
+    assert.equal(g.state, 'lost');
     assert.match(lostErr!.message, /another instance holds it now; now held by host other-host/);
     assert.equal((await inner.read())!.lease.holder.id, other.holder.id, 'the live holder keeps it');
     await g.release();
@@ -225,19 +222,24 @@ describe('LeaseGuard', () => {
   it('an unconfirmed lease found free (released by an instance that took it meanwhile) is taken back, and the replica position relearned', async () => {
     const dir = join(root, `r${++n}`);
     const inner = store(dir);
+    const { store: files, settle } = tracked(inner);
+    const clock = new FakeClock();
+    const fake = { now: clock.now, mono: clock.now, timers: clock };
     let failing = false;
     const down = () => Promise.reject(new LsinitError('LSINIT_ERR_REPLICA', 'store unreachable', { transient: true }));
-    const s = faulty(inner, { read: () => (failing ? down() : inner.read()), replace: (l, t) => (failing ? down() : inner.replace(l, t)) });
+    const s = faulty(files, { read: () => (failing ? down() : files.read()), replace: (l, t) => (failing ? down() : files.replace(l, t)) });
     const regained: { relearn: boolean }[] = [];
-    const g = new LeaseGuard({ store: s, ttlMs: 1000, renewIntervalMs: 200, recheckMs: 100, onRegained: (i) => regained.push(i) });
+    const g = new LeaseGuard({ store: s, ttlMs: 1000, renewIntervalMs: 200, recheckMs: 100, ...fake, onRegained: (i) => regained.push(i) });
     await g.acquire();
     failing = true;
-    await sleep(1100);
-    const other = new LeaseGuard({ store: store(dir), hostname: 'other-host' });
+    await clock.advance(1100, settle); // expired
+    assert.equal(g.state, 'unsure');
+    const other = new LeaseGuard({ store: store(dir), hostname: 'other-host', ...fake });
     await other.acquire();
     await other.release();
     failing = false;
-    await waitFor(() => g.held, 2000);
+    await clock.advance(g.recheckMs, settle); // the next re-read
+    assert.equal(g.held, true);
     assert.deepEqual(regained, [{ relearn: true }]);
     assert.equal((await inner.read())!.lease.holder.id, g.holder.id);
     await g.release();
@@ -270,20 +272,24 @@ describe('LeaseGuard', () => {
 
   it('a renewal that never answers is timed out; shipping stops before the lease expires, and release hands the lease back', async () => {
     const inner = store();
+    const { store: files, settle } = tracked(inner);
+    const clock = new FakeClock();
     let hang = false;
-    const s = faulty(inner, { replace: (l, t) => (hang ? new Promise<string>(() => {}) : inner.replace(l, t)) });
+    const s = faulty(files, { replace: (l, t) => (hang ? new Promise<string>(() => {}) : files.replace(l, t)) });
     let unsureAt = 0;
-    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, requestTimeoutMs: 200, recheckMs: 100, onUnsure: () => (unsureAt = Date.now()) });
+    const g = new LeaseGuard({ store: s, ttlMs: 1500, renewIntervalMs: 300, requestTimeoutMs: 200, recheckMs: 100, now: clock.now, mono: clock.now, timers: clock, onUnsure: () => (unsureAt = clock.now()) });
     await g.acquire();
     hang = true;
-    await sleep(1800);
+    await clock.advance(1800, settle);
     const expires = Date.parse((await inner.read())!.lease.expiresAt);
-    assert.ok(unsureAt > 0, 'onUnsure was called');
-    assert.ok(unsureAt < expires, `unsure ${expires - unsureAt} ms before the stored expiry`);
+    assert.equal(unsureAt, expires - Math.floor(g.ttlMs / 6), `unsure ${expires - unsureAt} ms before the stored expiry`);
     assert.match(g.unsureError!.message, /could not be renewed before it expired .*did not answer within 200 ms/);
-    const t0 = Date.now();
-    await g.release();
-    assert.ok(Date.now() - t0 < 500, `release took ${Date.now() - t0} ms`);
+    // Released without the clock moving: it waits neither for the hung renewal nor for a timeout.
+    let released = false;
+    const p = g.release().then(() => (released = true));
+    await settle();
+    assert.equal(released ? 'released' : 'waiting', 'released');
+    await p;
     // The object still named us: deleted, so the next instance need not wait for the expiry.
     assert.equal(await inner.read(), undefined);
   });
