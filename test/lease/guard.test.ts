@@ -8,7 +8,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { LsinitError } from '../../src/errors.js';
 import { FileLeaseStore } from '../../src/replica/lease/file.js';
 import { LEASE_VERSION, leaseConflict, type Lease, type LeaseStore } from '../../src/replica/lease/index.js';
