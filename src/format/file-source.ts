@@ -6,6 +6,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { LsinitError } from '../errors.js';
+import { readFullAt } from '../util/read-full.js';
 import type { ByteSource } from './bytereader.js';
 
 export class FileByteSource implements ByteSource {
@@ -36,15 +37,11 @@ export class FileByteSource implements ByteSource {
   }
 
   private async fill(out: Buffer, start: number): Promise<Buffer> {
-    let pos = this.consumed;
-    for (let at = start; at < out.length; ) {
-      const { bytesRead } = await this.fh.read(out, at, out.length - at, pos);
-      if (bytesRead === 0) throw new LsinitError('LSINIT_ERR_FORMAT', `file ended at byte ${pos} of the ${this.size} it held when opened`);
-      at += bytesRead;
-      pos += bytesRead;
-    }
-    this.onBytes(pos - this.consumed);
-    this.consumed = pos;
+    const want = out.length - start;
+    const n = await readFullAt(this.fh, out, start, want, this.consumed);
+    if (n < want) throw new LsinitError('LSINIT_ERR_FORMAT', `file ended at byte ${this.consumed + n} of the ${this.size} it held when opened`);
+    this.onBytes(n);
+    this.consumed += n;
     return out;
   }
 }

@@ -20,6 +20,7 @@ import { comparePos, formatPos, type Pos, type ReplicaClient, type SnapshotInfo 
 import { processClock } from '../util/clock.js';
 import { withRetry } from './retry.js';
 import { gcPacer } from '../util/memory.js';
+import { readFullAt } from '../util/read-full.js';
 
 /**
  * Segments up to this size are read whole, compressed in memory and sent in one PUT; larger ones
@@ -58,12 +59,8 @@ async function* blocksOf(path: string, start: number, end: number): AsyncGenerat
     const buf = Buffer.allocUnsafe(Math.min(FRAME_BLOCK_SIZE, end - start));
     for (let off = start; off < end; ) {
       const want = Math.min(buf.length, end - off);
-      let n = 0;
-      while (n < want) {
-        const { bytesRead } = await fh.read(buf, n, want - n, off + n);
-        if (bytesRead === 0) throw new LsinitError('LSINIT_ERR_REPLICA', `short read of ${path}: ${off + n - start} of ${end - start} bytes`, { transient: true });
-        n += bytesRead;
-      }
+      const n = await readFullAt(fh, buf, 0, want, off);
+      if (n < want) throw new LsinitError('LSINIT_ERR_REPLICA', `short read of ${path}: ${off + n - start} of ${end - start} bytes`, { transient: true });
       shipped(want);
       yield buf.subarray(0, want);
       off += want;
@@ -78,12 +75,7 @@ async function readRange(path: string, offset: number, len: number): Promise<Buf
   const fh = await open(path, 'r');
   try {
     const b = Buffer.allocUnsafe(len);
-    let n = 0;
-    while (n < len) {
-      const { bytesRead } = await fh.read(b, n, len - n, offset + n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-    }
+    const n = await readFullAt(fh, b, 0, len, offset);
     return n === len ? b : b.subarray(0, n);
   } finally {
     await fh.close();
