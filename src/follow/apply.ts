@@ -47,8 +47,8 @@
 import { randomInt } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import { LsinitError } from '../errors.js';
+import { openDatabase, type SqliteConnection } from '../sqlite/driver.js';
 import { changeCounter, followerHeader, isSQLiteHeader, page1Digest } from './header.js';
 import { JOURNAL_RECORDS_OFFSET, journalHeader, journalRecord } from './journal.js';
 import { readExactly, type PageSource } from './pages.js';
@@ -68,7 +68,7 @@ export interface ApplyHooks {
 }
 
 export class LiveFile {
-  private readonly db: Database.Database;
+  private readonly db: SqliteConnection;
   private readonly fd: number;
   private closed = false;
 
@@ -79,7 +79,7 @@ export class LiveFile {
   ) {
     // The descriptor first, and closed last (see step 3 above).
     this.fd = openSync(path, 'r+');
-    let db: Database.Database | undefined;
+    let db: SqliteConnection | undefined;
     try {
       // Check the header before SQLite sees the file: opening a WAL-mode database would create
       // its -wal/-shm beside someone else's file.
@@ -88,7 +88,7 @@ export class LiveFile {
       if (head[18] !== 1 || head[19] !== 1) {
         throw new LsinitError('LSINIT_ERR_DB', `${path} is a WAL-mode database, not a follower copy (a follower is in rollback-journal mode): nothing was changed; move it away to restore afresh`, { fields: { path } });
       }
-      db = new Database(path, { fileMustExist: true });
+      db = openDatabase(path, { fileMustExist: true });
       db.pragma(`busy_timeout = ${busyTimeoutMs}`);
       // Reading the schema takes SHARED: if we crashed mid-transaction, SQLite rolls back here.
       const mode = db.pragma('journal_mode', { simple: true }) as string;

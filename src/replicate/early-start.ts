@@ -18,13 +18,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import type BetterSqlite3 from 'better-sqlite3';
 import type { Config } from '../config/types.js';
 import { LsinitError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { leaseStoreFor } from '../replica/lease/index.js';
+import { openDatabase, type SqliteConnection } from '../sqlite/driver.js';
 import { LeaseGuard } from './lease-guard.js';
 import type { LeaseHandover } from './lease-options.js';
 
@@ -37,7 +36,7 @@ export function leaseKey(db: number, replica: number): string {
  * Connections in WAL mode that the early start could not use: never closed, since closing the
  * last connection checkpoints the WAL and deletes it (db.ts), which would end the generation.
  */
-const strays: BetterSqlite3.Database[] = [];
+const strays: SqliteConnection[] = [];
 
 /** A random holder id for every replica with a lease, shared by both threads of this process. */
 export function newHolderIds(config: Config): Record<string, string> {
@@ -54,13 +53,13 @@ export function canStartEarly(config: Config): boolean {
 }
 
 export class EarlyHold {
-  private readonly conns: BetterSqlite3.Database[];
+  private readonly conns: SqliteConnection[];
   private readonly guards: LeaseGuard[];
   private handedOver = false;
   /** The leases as written here, by `leaseKey`, for the worker to adopt without writing them again. */
   readonly handovers: Record<string, LeaseHandover>;
 
-  constructor(conns: BetterSqlite3.Database[], guards: LeaseGuard[], keys: string[]) {
+  constructor(conns: SqliteConnection[], guards: LeaseGuard[], keys: string[]) {
     this.conns = conns;
     this.guards = guards;
     this.handovers = {};
@@ -94,7 +93,7 @@ export class EarlyHold {
   }
 }
 
-function readLock(c: BetterSqlite3.Database): void {
+function readLock(c: SqliteConnection): void {
   c.exec('BEGIN');
   c.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get();
 }
@@ -131,16 +130,15 @@ export async function holdEarly(config: Config, holderIds: Record<string, string
     if ((err instanceof LsinitError && err.code === 'LSINIT_ERR_LEASE') || (err as Error)?.name === 'AbortError') throw err;
     return undefined; // a store error: the worker logs it and retries, as it always has
   }
-  const conns: BetterSqlite3.Database[] = [];
+  const conns: SqliteConnection[] = [];
   let wal = 0;
   try {
-    // Loaded here, not at start-up: only this path needs SQLite on the main thread.
-    const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+    // SQLite is loaded here (openDatabase), not at start-up: only this path needs it on the main thread.
     for (const d of config.dbs) {
       // WAL mode and a writable directory (for -wal, -shm and the meta directory) are what the
       // worker needs; without them its error must stop the start, before the app runs.
       accessSync(dirname(d.path), fsConstants.W_OK);
-      const c = new Database(d.path, { fileMustExist: true, timeout: 1000 });
+      const c = openDatabase(d.path, { fileMustExist: true, timeout: 1000 });
       conns.push(c);
       c.pragma('cache_size = 1'); // this connection reads one page, ever
       if (String(c.pragma('journal_mode', { simple: true })) !== 'wal') throw new Error('not in WAL mode yet');

@@ -21,7 +21,6 @@ import { createReadStream, readdirSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleepMs } from 'node:timers/promises';
-import Database from 'better-sqlite3';
 import { LsinitError, errorMessage } from '../errors.js';
 import { Crc64 } from '../format/crc64.js';
 import type { Logger } from '../log/logger.js';
@@ -30,6 +29,7 @@ import type { Replica } from '../replica/replica.js';
 import { executeRestore } from '../restore/restore.js';
 import { pickSnapshot, planSegments, type RestorePlan } from '../restore/target.js';
 import type { DB } from '../sqlite/db.js';
+import { openDatabase, type SqliteConnection } from '../sqlite/driver.js';
 import type { Snapshot } from '../sqlite/snapshot-source.js';
 
 export interface ValidatorOptions {
@@ -55,8 +55,8 @@ const BAD_REPLICA = new Set(['LSINIT_ERR_CHECKSUM', 'LSINIT_ERR_FORMAT', 'LSINIT
 export class Validator {
   private running = false;
   private stopped = false;
-  private wconn: Database.Database | undefined;
-  private rconn: Database.Database | undefined;
+  private wconn: SqliteConnection | undefined;
+  private rconn: SqliteConnection | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
 
@@ -223,8 +223,8 @@ function removeLeftovers(dir: string): void {
   for (const n of names) if (TEMP_RE.test(n)) rmSync(join(dir, n), { force: true });
 }
 
-function openConn(path: string, busyMs: number): Database.Database {
-  const c = new Database(path, { fileMustExist: true });
+function openConn(path: string, busyMs: number): SqliteConnection {
+  const c = openDatabase(path, { fileMustExist: true });
   c.pragma(`busy_timeout = ${busyMs}`);
   return c;
 }

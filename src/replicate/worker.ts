@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import type { Config } from '../config/types.js';
 import { errorMessage } from '../errors.js';
 import type { Fields, Level, Logger } from '../log/logger.js';
+import { loadSqlite } from '../sqlite/driver.js';
 import { Controller } from './controller.js';
 import type { LeaseHandover } from './lease-options.js';
 import { cloneableFields, packError, unpack, type CallOp, type FromWorker, type ToWorker } from './worker-protocol.js';
@@ -92,4 +93,8 @@ function serve(port: NonNullable<typeof parentPort>): void {
   });
 }
 
-if (parentPort) serve(parentPort);
+if (parentPort) {
+  serve(parentPort);
+  // While the config is on its way: the first thing start() does is open the databases.
+  loadSqlite();
+}

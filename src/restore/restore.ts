@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto';
 import { readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { LsinitError } from '../errors.js';
 import type { ByteSource } from '../format/bytereader.js';
@@ -17,6 +16,7 @@ import { hex8, walSegmentName } from '../format/paths.js';
 import { nullLogger, type Logger } from '../log/logger.js';
 import type { ReplicaClient } from '../replica/client.js';
 import { withRetry } from '../replica/retry.js';
+import { openDatabase } from '../sqlite/driver.js';
 import { gcPacer } from '../util/memory.js';
 import { WALApplier, dbPageSize } from './apply.js';
 import { Prefetcher, openSegment, type IndexItem } from './fetch.js';
@@ -304,9 +304,8 @@ export async function* counted(src: AsyncIterable<Buffer>, onBytes: (n: number) 
 }
 
 export function integrityCheck(path: string): void {
-  // Loaded here only: `restore -no-integrity-check` never pays for better-sqlite3.
-  const Database = createRequire(import.meta.url)('better-sqlite3') as typeof import('better-sqlite3');
-  const db = new Database(path, { fileMustExist: true });
+  // SQLite is loaded here only (openDatabase): `restore -no-integrity-check` never pays for better-sqlite3.
+  const db = openDatabase(path, { fileMustExist: true });
   try {
     // The file was just written, so its pages are in the OS page cache: a small SQLite cache
     // stays in the CPU's caches and checks a 171 MB database ~30 % faster than the 2 MB default.

@@ -8,12 +8,12 @@
  * checkpoints off is the caller's (db.ts) to check first.
  */
 import { fsyncSync, closeSync, openSync, statSync } from 'node:fs';
-import type Database from 'better-sqlite3';
 import type { DBConfig } from '../config/types.js';
 import { hex8 } from '../format/paths.js';
 import { FRAME_HEADER_SIZE, WAL_HEADER_SIZE } from '../format/wal.js';
 import type { Logger } from '../log/logger.js';
 import type { Connections } from './connections.js';
+import type { SqliteConnection } from './driver.js';
 import { readWALHeaderFile } from './shadow.js';
 import type { ShadowWAL } from './shadow-wal.js';
 
@@ -212,7 +212,7 @@ export class Checkpointer {
   }
 
   /** One `PRAGMA wal_checkpoint(PASSIVE)`: undefined when it failed (logged), else its frame counts. */
-  private passive(conn: Database.Database): CheckpointResult | undefined {
+  private passive(conn: SqliteConnection): CheckpointResult | undefined {
     const mode = 'PASSIVE';
     const stat = (this.o.stats[mode] ??= { count: 0, errors: 0, seconds: 0 });
     const t0 = performance.now();

@@ -15,16 +15,16 @@
  */
 import { accessSync, closeSync, constants as fsConstants, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import { LsinitError } from '../errors.js';
+import { openDatabase, type SqliteConnection } from './driver.js';
 
 const BUSY_TIMEOUT_MS = 1000;
 
 export interface OpenConnections {
   /** Our writes and checkpoints. */
-  conn: Database.Database;
+  conn: SqliteConnection;
   /** The long-lived read transaction (and, with it released, the restart pass's checkpoint). */
-  rconn: Database.Database;
+  rconn: SqliteConnection;
   /** Long-lived read-only descriptor of the database file (snapshots). */
   dbFd: number;
   /** Long-lived descriptor of the -shm file; undefined when it could not be opened (the WAL is read instead). */
@@ -45,12 +45,12 @@ export class Connections {
   /** Open both connections in WAL mode and take the read lock. The file must exist (precheck()). */
   openAndLock(): OpenConnections {
     if (this.open) return this.open;
-    let conn: Database.Database | undefined;
-    let rconn: Database.Database | undefined;
+    let conn: SqliteConnection | undefined;
+    let rconn: SqliteConnection | undefined;
     let pageSize: number;
     let dbFd: number;
     try {
-      conn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
+      conn = openDatabase(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
       const mode = String(conn.pragma('journal_mode = wal', { simple: true }));
       if (mode !== 'wal') {
         throw new LsinitError('LSINIT_ERR_DB', `${this.path}: cannot switch to WAL mode (journal_mode is ${mode}); stop other writers and retry`);
@@ -58,7 +58,7 @@ export class Connections {
       conn.pragma('wal_autocheckpoint = 0');
       conn.exec('CREATE TABLE IF NOT EXISTS _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER);');
       conn.exec('CREATE TABLE IF NOT EXISTS _litestream_lock (id INTEGER);');
-      rconn = new Database(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
+      rconn = openDatabase(this.path, { timeout: BUSY_TIMEOUT_MS, fileMustExist: true });
       // From here on our writes (the restart write after a checkpoint, the write lock that picks up
       // the old WAL's last frames) queue behind the app's writers for at most
       // checkpoint-busy-timeout; a sync that gives up retries on the next one.

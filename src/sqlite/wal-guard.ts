@@ -10,20 +10,18 @@
  * the main thread's environment is not cleaned up at process.exit().
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type BetterSqlite3 from 'better-sqlite3';
+import { openDatabase, type SqliteConnection } from './driver.js';
 
-const held: BetterSqlite3.Database[] = [];
+const held: SqliteConnection[] = [];
 
 /** Hold a read transaction on each existing database until the process exits. Best effort. */
 export function holdWALs(paths: readonly string[]): void {
   const present = paths.filter((p) => existsSync(p) && existsSync(`${p}-wal`));
   if (present.length === 0) return;
-  // Loaded here, at the end, so the init's main thread does not carry SQLite while the app runs.
-  const Database = createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+  // SQLite is loaded here (openDatabase), at the end, so the init's main thread does not carry it while the app runs.
   for (const p of present) {
     try {
-      const c = new Database(p, { fileMustExist: true, timeout: 100 });
+      const c = openDatabase(p, { fileMustExist: true, timeout: 100 });
       c.exec('BEGIN');
       c.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get();
       held.push(c);
