@@ -57,18 +57,17 @@ export class Controller implements ControllerLike {
   private readonly timers: Timers;
 
   /**
-   * glibc's mmap threshold stays at 128 KiB (util/memory.ts): the 1–4 MiB buffers of WAL copies
-   * and LZ4 blocks are unmapped when freed instead of staying resident in a heap arena.
-   */
-  private static readonly mmapFixed = fixMmapThreshold();
-
-  /**
    * `holderIds`: lease holder ids by `leaseKey(db, replica)`, when another thread of this process
    * takes (or took) the leases first (early-start.ts); absent ones are random. `handovers`: what
    * that thread wrote, filled in before start() (adopted without a second write, lease-options.ts).
    * `now`, `wallNow`, `timers`: the clocks and timers (default: util/clock.ts, Date.now, Node's).
+   * `mmapThresholdFixed`: another thread of this process already called fixMmapThreshold.
    */
-  constructor(config: Config, log: Logger, opts: { now?: () => number; wallNow?: () => number; timers?: Timers; metaLocked?: boolean; holderIds?: Record<string, string>; handovers?: Record<string, LeaseHandover> } = {}) {
+  constructor(config: Config, log: Logger, opts: { now?: () => number; wallNow?: () => number; timers?: Timers; metaLocked?: boolean; holderIds?: Record<string, string>; handovers?: Record<string, LeaseHandover>; mmapThresholdFixed?: boolean } = {}) {
+    // glibc's mmap threshold stays at 128 KiB (util/memory.ts), before any buffer of ours exists:
+    // the 1–4 MiB buffers of WAL copies, snapshots and LZ4 blocks are unmapped when freed instead
+    // of staying resident in a heap arena.
+    if (!opts.mmapThresholdFixed) fixMmapThreshold();
     this.config = config;
     this.log = log;
     this.now = opts.now ?? processClock;

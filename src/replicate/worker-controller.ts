@@ -13,6 +13,7 @@ import type { Config } from '../config/types.js';
 import type { Level, Logger } from '../log/logger.js';
 import { errorMessage } from '../errors.js';
 import { holdWALs } from '../sqlite/wal-guard.js';
+import { fixMmapThreshold } from '../util/memory.js';
 import { realTimers, settledWithin, type Timers } from '../util/timers.js';
 import { MetaLocks } from './meta-lock.js';
 import { canStartEarly, holdEarly, newHolderIds, type EarlyHold } from './early-start.js';
@@ -65,7 +66,11 @@ export class WorkerController implements ControllerLike {
     this.timers = opts.timers ?? realTimers;
     this.locks = new MetaLocks(config.dbs, { log, signal: this.abort.signal });
     this.holderIds = newHolderIds(config);
-    const data: WorkerData = { config: pack(config), level: config.logging.level as Level, metaLocked: true, holderIds: this.holderIds };
+    // glibc's malloc settings are the process's: set here, before the worker has its config (so
+    // before any large buffer of its own), this thread's koffi (meta locks, reaper) does it and
+    // the worker does not load koffi for it on its way to the first sync.
+    fixMmapThreshold();
+    const data: WorkerData = { config: pack(config), level: config.logging.level as Level, metaLocked: true, holderIds: this.holderIds, mmapThresholdFixed: true };
     // Started by main.ts before anything else was loaded (worker-start.ts), or now (`workerUrl`: a test's fixture).
     const started = opts.workerUrl ? newWorker(opts.workerUrl) : (takeEarlyWorker() ?? newWorker());
     this.worker = started.worker;

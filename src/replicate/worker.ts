@@ -22,6 +22,8 @@ export interface WorkerData {
   metaLocked?: boolean;
   /** Lease holder ids shared with the main thread (early-start.ts). */
   holderIds: Record<string, string>;
+  /** The main thread called fixMmapThreshold (process-wide) before sending this: no koffi here for it. */
+  mmapThresholdFixed?: boolean;
 }
 
 function forwardingLogger(port: NonNullable<typeof parentPort>, min: Level, bound: Fields = {}): Logger {
@@ -50,7 +52,7 @@ async function main(port: NonNullable<typeof parentPort>, data: WorkerData, appE
   const log = forwardingLogger(port, data.level);
   // Filled in by the start call: the leases the main thread wrote (early-start.ts), adopted as written.
   const handovers: Record<string, LeaseHandover> = {};
-  const controller = new Controller(config, log, { metaLocked: data.metaLocked === true, holderIds: data.holderIds, handovers });
+  const controller = new Controller(config, log, { metaLocked: data.metaLocked === true, holderIds: data.holderIds, handovers, mmapThresholdFixed: data.mmapThresholdFixed === true });
   // Init mode serves metrics from before restore until lsinit exits, so the final sync is observable.
   let metrics: { close(): Promise<void> } | undefined;
   if (config.addr) {

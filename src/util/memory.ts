@@ -14,12 +14,22 @@ import { runInNewContext } from 'node:vm';
 
 const M_MMAP_THRESHOLD = -3;
 
-/** glibc only (musl has no mallopt and never grows its threshold); false when not applied. */
-export function fixMmapThreshold(bytes = 128 << 10): boolean {
+let fixed: boolean | undefined;
+
+/**
+ * glibc only (musl has no mallopt and never grows its threshold); false when not applied. The
+ * setting is the process's, every thread's: a thread that knows another one made it need not call
+ * this (worker-controller.ts); a second call in a thread returns the first one's outcome.
+ */
+export function fixMmapThreshold(): boolean {
+  return (fixed ??= mallopt(M_MMAP_THRESHOLD, 128 << 10));
+}
+
+function mallopt(param: number, value: number): boolean {
   try {
     const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const mallopt = koffi.load('libc.so.6').func('int mallopt(int, int)') as (p: number, v: number) => number;
-    return mallopt(M_MMAP_THRESHOLD, bytes) === 1;
+    const fn = koffi.load('libc.so.6').func('int mallopt(int, int)') as (p: number, v: number) => number;
+    return fn(param, value) === 1;
   } catch {
     return false;
   }
