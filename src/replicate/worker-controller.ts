@@ -66,15 +66,15 @@ export class WorkerController implements ControllerLike {
     this.timers = opts.timers ?? realTimers;
     this.locks = new MetaLocks(config.dbs, { log, signal: this.abort.signal });
     this.holderIds = newHolderIds(config);
-    // glibc's malloc settings are the process's: set here, before the worker has its config (so
-    // before any large buffer of its own), this thread's koffi (meta locks, reaper) does it and
-    // the worker does not load koffi for it on its way to the first sync.
-    fixMmapThreshold();
     const data: WorkerData = { config: pack(config), level: config.logging.level as Level, metaLocked: true, holderIds: this.holderIds, mmapThresholdFixed: true };
     // Started by main.ts before anything else was loaded (worker-start.ts), or now (`workerUrl`: a test's fixture).
     const started = opts.workerUrl ? newWorker(opts.workerUrl) : (takeEarlyWorker() ?? newWorker());
     this.worker = started.worker;
     this.worker.postMessage({ t: 'init', data } satisfies ToWorker);
+    // glibc's malloc settings are the process's: set here, once the worker has its config (it
+    // needs no koffi for them then) and before this thread sends it any call (so before its
+    // first large buffer). This thread loads koffi for the meta locks and the reaper anyway.
+    fixMmapThreshold();
     this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve, reject }));
     this.ready.catch(() => {}); // reported through the first call
     this.worker.on('message', (m: FromWorker) => this.onMessage(m));
