@@ -10,7 +10,8 @@
 import { LsinitError } from '../errors.js';
 import { ByteReader } from './bytereader.js';
 import { Crc64 } from './crc64.js';
-import { decodeOneFrame, decompressBlock } from './lz4.js';
+import { decompressBlock } from './lz4-block.js';
+import { decodeOneFrame } from './lz4.js';
 import {
   LTX_CHECKSUM_FLAG,
   LTX_HEADER_SIZE,

@@ -1,20 +1,21 @@
 /**
  * LZ4 frame format (https://github.com/lz4/lz4/blob/dev/doc/lz4_Frame_format.md), streaming.
  *
- * Written by hand on top of lz4-napi's block codec because no registry package offers a
- * streaming frame codec with bounded memory that reads every legal frame: lz4-napi's frame API
- * is whole-buffer only, and the pure-JS packages are slow or unmaintained. The block
- * (de)compression itself is lz4-napi's (lz4_flex); here is only the framing: headers,
- * block sizes, linked-block dictionaries, xxh32 checksums, skippable and legacy frames.
+ * Written by hand on top of a block codec (lz4-block.ts: the system's liblz4, or lz4-napi where
+ * it is missing) because no registry package offers a streaming frame codec with bounded memory
+ * that reads every legal frame: lz4-napi's frame API is whole-buffer only, and the pure-JS
+ * packages are slow or unmaintained. Here is only the framing: headers, block sizes,
+ * linked-block dictionaries, xxh32 checksums, skippable and legacy frames.
  *
  * We write what Litestream's pierrec/lz4 writes: FLG 0x64 (independent blocks, content
  * checksum), BD 0x70 (4 MiB blocks), so objects start with 04 22 4D 18 64 70 B9.
  */
-import { compressSync, uncompressSync } from 'lz4-napi';
 import { LsinitError } from '../errors.js';
 import { ByteReader, type ByteSource } from './bytereader.js';
-import { nativeLZ4, type NativeLZ4 } from './lz4-native.js';
+import { type BlockDecoder, type DecodeBuffers, compressBlock, decompressBlock, formatError, freshDecoder, joinBlocks } from './lz4-block.js';
 import { xxh32, xxh32Stream, xxhReady } from './xxh32.js';
+
+export { DecodeBuffers, decodeBuffers } from './lz4-block.js';
 
 const MAGIC = 0x184d2204;
 const LEGACY_MAGIC = 0x184c2102;
@@ -29,58 +30,18 @@ export const FRAME_BLOCK_SIZE = WRITE_BLOCK;
 const HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x64, 0x70, 0xb9]);
 const BLOCK_SIZES: Record<number, number> = { 4: 64 << 10, 5: 256 << 10, 6: 1 << 20, 7: 4 << 20 };
 
-function formatError(msg: string, fields: Record<string, unknown> = {}): LsinitError {
-  return new LsinitError('LSINIT_ERR_FORMAT', `lz4: ${msg}`, { fields });
-}
-
 function asBuffer(u: Uint8Array): Buffer {
   return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-}
-
-/** lz4-napi's uncompress wants lz4_flex's size-prepended format; the size is an upper bound. */
-export function decompressBlock(block: Buffer, maxSize: number, dict: Buffer | undefined, name: string): Buffer {
-  const framed = Buffer.allocUnsafe(4 + block.length);
-  block.copy(framed, 4);
-  return decompressPrefixed(framed, maxSize, dict, name);
-}
-
-/** decompressBlock for a block read behind 4 bytes of room (ByteReader.readPrefixed), filled here. */
-function decompressPrefixed(framed: Buffer, maxSize: number, dict: Buffer | undefined, name: string): Buffer {
-  framed.writeUInt32LE(maxSize, 0);
-  try {
-    return dict && dict.length > 0 ? uncompressSync(framed, dict) : uncompressSync(framed);
-  } catch (err) {
-    throw formatError(`${name}: corrupt compressed block (${(err as Error).message})`, { name });
-  }
-}
-
-/**
- * The block behind its 4-byte size field, in lz4_flex's output buffer (its own 4-byte size prefix
- * becomes the field): no second buffer. A block that does not shrink is stored raw, copied into
- * that same buffer, which is then larger than the input.
- */
-function compressBlock(raw: Buffer): Buffer {
-  const out = compressSync(raw);
-  if (out.length - 4 >= raw.length) {
-    out.writeUInt32LE((raw.length | 0x80000000) >>> 0, 0); // stored block
-    raw.copy(out, 4);
-    return out.subarray(0, 4 + raw.length);
-  }
-  out.writeUInt32LE(out.length - 4, 0);
-  return out;
 }
 
 /** One whole frame for a small buffer (WAL segments). */
 export async function encodeFrame(data: Uint8Array): Promise<Buffer> {
   await xxhReady();
   const src = asBuffer(data);
-  const parts: Buffer[] = [HEADER];
-  for (let off = 0; off < src.length; off += WRITE_BLOCK) parts.push(compressBlock(src.subarray(off, off + WRITE_BLOCK)));
   const tail = Buffer.allocUnsafe(8);
   tail.writeUInt32LE(0, 0);
   tail.writeUInt32LE(xxh32(src), 4);
-  parts.push(tail);
-  return Buffer.concat(parts);
+  return joinBlocks(HEADER, src, WRITE_BLOCK, tail);
 }
 
 /**
@@ -128,12 +89,6 @@ export interface DecodeOptions {
   into?: DecodeBuffers | undefined;
 }
 
-/** Buffers to decode a whole restore into, or undefined where liblz4 is missing (lz4-napi allocates). */
-export function decodeBuffers(): DecodeBuffers | undefined {
-  const native = nativeLZ4();
-  return native ? new DecodeBuffers(native) : undefined;
-}
-
 /**
  * Streaming decoder for any legal LZ4 stream: one or more concatenated frames, skippable frames,
  * legacy frames, linked or independent blocks, with or without block/content checksums and
@@ -142,7 +97,7 @@ export function decodeBuffers(): DecodeBuffers | undefined {
 export async function* decodeFrames(source: AsyncIterable<Uint8Array> | ByteSource, name = 'object', opts: DecodeOptions = {}): AsyncGenerator<Buffer> {
   await xxhReady();
   const r = Symbol.asyncIterator in source ? new ByteReader(source) : source;
-  const ring = opts.into;
+  const blocks = opts.into ?? freshDecoder();
   let frames = 0;
   try {
     while (!(await r.eof())) {
@@ -150,7 +105,7 @@ export async function* decodeFrames(source: AsyncIterable<Uint8Array> | ByteSour
       if (!m) throw formatError(`${name}: truncated frame magic`, { name });
       const magic = m.readUInt32LE(0);
       if (magic === MAGIC) {
-        yield* decodeFrame(r, name, ring);
+        yield* decodeFrame(r, name, blocks);
       } else if ((magic & SKIPPABLE_MASK) >>> 0 === SKIPPABLE_MAGIC) {
         const sz = await r.read(4);
         if (!sz || !(await r.read(sz.readUInt32LE(0)))) throw formatError(`${name}: truncated skippable frame`, { name });
@@ -179,43 +134,10 @@ export async function* decodeOneFrame(r: ByteSource, name: string): AsyncGenerat
   const m = await r.read(4);
   if (!m) throw formatError(`${name}: truncated frame magic`, { name });
   if (m.readUInt32LE(0) !== MAGIC) throw formatError(`${name}: bad magic number 0x${m.readUInt32LE(0).toString(16).padStart(8, '0')} at byte ${r.consumed - 4} (want an LZ4 frame)`, { name });
-  yield* decodeFrame(r, name);
+  yield* decodeFrame(r, name, freshDecoder());
 }
 
-/**
- * Output buffers decoded blocks go to, two used in turn (the block a consumer may still be
- * writing out, and the next being decoded), plus one for a compressed block that arrives in
- * pieces. Allocated once, at the largest block size seen.
- */
-export class DecodeBuffers {
-  private readonly outs: Buffer[] = [];
-  private turn = 0;
-  private scratch: Buffer | undefined;
-
-  constructor(private readonly native: NativeLZ4) {}
-
-  /** Where a compressed block of at most `max` bytes may be assembled (valid until the next call). */
-  input(max: number): Buffer {
-    if (!this.scratch || this.scratch.length < max) this.scratch = Buffer.allocUnsafe(max);
-    return this.scratch;
-  }
-
-  /** `block` decoded (or copied, when stored) into the next buffer of the ring. */
-  decode(block: Buffer, stored: boolean, max: number, dict: Buffer | undefined, name: string): Buffer {
-    this.turn ^= 1;
-    let out = this.outs[this.turn];
-    if (!out || out.length < max) this.outs[this.turn] = out = Buffer.allocUnsafe(max);
-    if (stored) {
-      block.copy(out);
-      return out.subarray(0, block.length);
-    }
-    const n = this.native.decompress(block, out.subarray(0, max), dict);
-    if (n < 0) throw formatError(`${name}: corrupt compressed block (malformed at byte ${-n - 1} of ${block.length}, or larger than the frame's ${max}-byte blocks)`, { name });
-    return out.subarray(0, n);
-  }
-}
-
-async function* decodeFrame(r: ByteSource, name: string, ring?: DecodeBuffers): AsyncGenerator<Buffer> {
+async function* decodeFrame(r: ByteSource, name: string, blocks: BlockDecoder): AsyncGenerator<Buffer> {
   const desc = await r.read(2);
   if (!desc) throw formatError(`${name}: truncated frame header`, { name });
   const flg = desc[0]!;
@@ -247,17 +169,15 @@ async function* decodeFrame(r: ByteSource, name: string, ring?: DecodeBuffers): 
     const stored = (sz & 0x80000000) !== 0;
     const len = sz & 0x7fffffff;
     if (len > maxBlock) throw formatError(`${name}: block of ${len} bytes exceeds the frame's maximum ${maxBlock}`, { name });
-    // lz4-napi wants the block behind 4 bytes of room; liblz4 takes it as it is.
-    const framed = ring ? await r.read(len, ring.input(maxBlock)) : await r.readPrefixed(len, 4);
-    if (!framed) throw formatError(`${name}: truncated block`, { name });
-    const block = ring ? framed : framed.subarray(4);
+    const block = await blocks.read(r, len, maxBlock);
+    if (!block) throw formatError(`${name}: truncated block`, { name });
     if (blockChecksum) {
       const c = await r.read(4);
       if (!c) throw formatError(`${name}: truncated block checksum`, { name });
       if (c.readUInt32LE(0) !== xxh32(block)) throw formatError(`${name}: block checksum mismatch`, { name });
     }
     const prev = independent ? undefined : dict;
-    const out = ring ? ring.decode(block, stored, maxBlock, prev, name) : stored ? block : decompressPrefixed(framed, maxBlock, prev, name);
+    const out = blocks.decode(block, stored, maxBlock, prev, name);
     if (!independent) {
       // Linked blocks may reference the previous 64 KiB of output.
       dict = dict && out.length < 65536 ? Buffer.concat([dict, out]).subarray(-65536) : out.subarray(-65536);

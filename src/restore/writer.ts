@@ -5,7 +5,7 @@
  * truncation lands between the same writes as when done at once: writes that do not overlap run
  * together, a write that overlaps an earlier one waits for it, a truncation waits for all before.
  *
- * Queued buffers are views into decoded blocks that get reused (lz4.ts DecodeBuffers): after
+ * Queued buffers are views into decoded blocks that get reused (lz4-block.ts DecodeBuffers): after
  * queueing one block's writes, the caller awaits `turn()`, which returns once the previous
  * block's writes are done, so its buffer may take the block after next.
  */

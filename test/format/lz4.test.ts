@@ -10,10 +10,27 @@ import { after, describe, it } from 'node:test';
 import { FRAME_BLOCK_SIZE, decodeAll, decodeBuffers, decodeFrames, encodeFrame, encodeFrameStream } from '../../src/format/lz4.js';
 import { LsinitError } from '../../src/errors.js';
 import { FileByteSource } from '../../src/format/file-source.js';
+import { setNativeLZ4 } from '../../src/format/lz4-native.js';
 import { frameOf, malformedFrame } from '../helpers/lz4-frames.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lsinit-lz4-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  setNativeLZ4(true);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The two block codecs: the system's liblz4, and lz4-napi (the fallback where liblz4 is missing). */
+const CODECS = [['liblz4', true], ['lz4-napi', false]] as const;
+
+/** `fn` with one codec for compressing and decoding, liblz4 again after. */
+async function withCodec<T>(native: boolean, fn: () => Promise<T>): Promise<T> {
+  setNativeLZ4(native);
+  try {
+    return await fn();
+  } finally {
+    setNativeLZ4(true);
+  }
+}
 
 function sample(n: number): Buffer {
   // Compressible but not trivial: SQLite-like pages with random islands.
@@ -53,10 +70,10 @@ describe('LZ4 frames', () => {
     ['legacy format', ['-l']],
     ['incompressible data', []],
   ] as const) {
-    it(`reads frames the lz4 CLI writes: ${name}`, async () => {
+    it(`reads frames the lz4 CLI writes, with liblz4 and with lz4-napi: ${name}`, async () => {
       const data = name === 'incompressible data' ? randomBytes(300_000) : sample(3 << 20);
       const framed = lz4cli([...args], data);
-      assert.deepEqual(await decodeAll(framed), data);
+      for (const [codec, native] of CODECS) assert.deepEqual(await withCodec(native, () => decodeAll(framed)), data, codec);
     });
   }
 
@@ -118,6 +135,57 @@ describe('LZ4 frames', () => {
       total += c.length;
     }
     assert.equal(total, 16 << 20);
+  });
+});
+
+/** A frame's blocks as written: stored or not, and the compressed length. */
+function blocksOf(frame: Buffer): { stored: boolean; len: number }[] {
+  const out: { stored: boolean; len: number }[] = [];
+  for (let at = 7; ; ) {
+    const sz = frame.readUInt32LE(at);
+    if (sz === 0) return out;
+    out.push({ stored: (sz & 0x80000000) !== 0, len: sz & 0x7fffffff });
+    at += 4 + (sz & 0x7fffffff);
+  }
+}
+
+describe('LZ4 frames written with liblz4 and with lz4-napi (the fallback where liblz4 is missing)', () => {
+  for (const [name, data] of [
+    ['compressible pages, three blocks, the last one short', sample(2 * FRAME_BLOCK_SIZE + 12345)],
+    ['incompressible data (stored blocks) after a compressible block', Buffer.concat([sample(FRAME_BLOCK_SIZE), randomBytes(FRAME_BLOCK_SIZE + 100)])],
+    ['a few bytes', Buffer.from('hello, hello, hello')],
+  ] as const) {
+    it(`both give frames of the same layout that every decoder reads back to the input: ${name}`, async () => {
+      const frames: Buffer[] = [];
+      for (const [, native] of CODECS) {
+        await withCodec(native, async () => {
+          frames.push(await encodeFrame(data));
+          const parts: Buffer[] = [];
+          for await (const p of encodeFrameStream(pieces(data, 1_000_003))) parts.push(Buffer.from(p));
+          frames.push(Buffer.concat(parts));
+        });
+      }
+      const [lib, libStreamed, napi, napiStreamed] = frames as [Buffer, Buffer, Buffer, Buffer];
+      assert.deepEqual(libStreamed, lib, 'liblz4: streamed and whole frames are the same bytes');
+      assert.deepEqual(napiStreamed, napi, 'lz4-napi: streamed and whole frames are the same bytes');
+      // Same header, same blocks (count, stored or not), same end mark and content checksum.
+      assert.deepEqual(lib.subarray(0, 7), napi.subarray(0, 7));
+      assert.deepEqual(lib.subarray(-8), napi.subarray(-8));
+      assert.deepEqual(blocksOf(lib).map((b) => b.stored), blocksOf(napi).map((b) => b.stored));
+      assert.equal(blocksOf(lib).length, Math.ceil(data.length / FRAME_BLOCK_SIZE));
+      for (const frame of [lib, napi]) {
+        for (const [codec, native] of CODECS) assert.deepEqual(await withCodec(native, () => decodeAll(frame)), data, `decoded by ${codec}`);
+        assert.deepEqual(await decodeAll(frame, 'obj'), data);
+        assert.deepEqual(lz4cli(['-d'], frame), data, 'decoded by the lz4 CLI');
+      }
+    });
+  }
+
+  it('liblz4\'s frames are no larger than lz4-napi\'s for database pages (within 1 %)', async () => {
+    const data = sample(FRAME_BLOCK_SIZE);
+    const lib = await encodeFrame(data);
+    const napi = await withCodec(false, () => encodeFrame(data));
+    assert.ok(lib.length <= napi.length * 1.01, `liblz4 ${lib.length} bytes, lz4-napi ${napi.length}`);
   });
 });
 
