@@ -43,7 +43,6 @@ export class WorkerController implements ControllerLike {
   private readonly worker: Worker;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private nextId = 1;
-  private readonly ready: Promise<unknown>;
   private dead: Error | undefined;
   /**
    * The databases' meta-directory locks, held by the process from before the worker opens
@@ -75,8 +74,11 @@ export class WorkerController implements ControllerLike {
     // needs no koffi for them then) and before this thread sends it any call (so before its
     // first large buffer). This thread loads koffi for the meta locks and the reaper anyway.
     fixMmapThreshold();
-    this.ready = new Promise((resolve, reject) => this.pending.set(0, { resolve, reject }));
-    this.ready.catch(() => {}); // reported through the first call
+    // The init's answer (id 0). Calls are not held back for it: the port delivers them after the
+    // init and the worker runs them once its controller exists, or answers each with the init's
+    // error. Waiting for it here put the main thread's event loop (spawning the app, logging) between
+    // the worker's readiness and its `start`, on the path from the app's exit to the final sync.
+    this.pending.set(0, { resolve: () => {}, reject: () => {} });
     this.worker.on('message', (m: FromWorker) => this.onMessage(m));
     this.worker.on('error', (err) => this.die(err));
     this.worker.on('exit', (code) => this.die(new Error(`replication worker exited (code ${code})`)));
@@ -105,7 +107,6 @@ export class WorkerController implements ControllerLike {
   }
 
   private async call(op: CallOp, args?: unknown): Promise<unknown> {
-    await this.ready;
     if (this.dead) throw this.dead;
     const id = this.nextId++;
     const result = new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));

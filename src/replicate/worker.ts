@@ -78,8 +78,9 @@ async function main(port: NonNullable<typeof parentPort>, data: WorkerData, appE
 
 /**
  * The worker is started before the main thread knows its config (worker-start.ts): its modules load
- * at once, its config comes in the first message. Calls wait for the controller (the main thread
- * sends them only after the ready answer, id 0); the app's exit code may come at any time.
+ * at once, its config comes in the first message. Calls come after it (the main thread sends them
+ * without waiting for the ready answer, id 0) and wait for the controller, or fail with its error;
+ * the app's exit code may come at any time.
  */
 function serve(port: NonNullable<typeof parentPort>): void {
   let lastExitCode: number | undefined;
