@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { parseConfig } from '../../src/config/file.js';
 import { nullLogger, type Logger } from '../../src/log/logger.js';
 import { WorkerController } from '../../src/replicate/worker-controller.js';
@@ -74,4 +74,28 @@ test('dispose() terminates a replication worker that never answers its shutdown,
   await clock.advance(100);
   await done; // without the bound, this never settles and the test times out
   assert.deepEqual(warnings, ['the replication worker did not answer the shutdown; terminating it']);
+});
+
+test('calls sent before the worker answered its init are run once its controller exists; after a failed init each fails with its error', { timeout: 60_000 }, async (t) => {
+  const infos: string[] = [];
+  const log: Logger = { ...nullLogger, info: (m) => void infos.push(m), child: () => log };
+  // The bundled worker (npm run build), as lsinit runs it: its modules are still loading when the call is sent.
+  const workerUrl = new URL('../../dist/chunks/worker.js', import.meta.url);
+  const missingDB = () => {
+    const dir = tmp(t);
+    const { cfg, db } = fileReplicated(dir);
+    rmSync(db); // missing: restoreMissing() goes to the worker
+    return parseConfig(readFileSync(cfg), { file: cfg, expandEnv: false, env: {}, cwd: dir });
+  };
+  const wc = new WorkerController(missingDB(), log, { workerUrl });
+  t.after(() => wc.dispose());
+  await wc.restoreMissing();
+  assert.ok(infos.includes('no backup found on any replica; the app starts with an empty database'), infos.join('; '));
+
+  const bad = missingDB();
+  (bad.dbs[0]!.replicas[0] as { type: string }).type = 'bogus'; // the worker's Controller cannot be built
+  const failing = new WorkerController(bad, log, { workerUrl });
+  t.after(() => failing.dispose());
+  await assert.rejects(failing.restoreMissing(), /unknown replica type bogus/);
+  await assert.rejects(failing.restoreMissing(), /unknown replica type bogus/);
 });
