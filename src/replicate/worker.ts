@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import type { Config } from '../config/types.js';
 import { errorMessage } from '../errors.js';
 import type { Fields, Level, Logger } from '../log/logger.js';
+import { nativeLZ4 } from '../format/lz4-native.js';
 import { loadSqlite } from '../sqlite/driver.js';
 import { Controller } from './controller.js';
 import type { LeaseHandover } from './lease-options.js';
@@ -98,6 +99,9 @@ function serve(port: NonNullable<typeof parentPort>): void {
 
 if (parentPort) {
   serve(parentPort);
-  // While the config is on its way: the first thing start() does is open the databases.
+  // While the config is on its way: the first thing start() does is open the databases, and its
+  // first sync decodes the replica's newest segment (or compresses a snapshot): SQLite and liblz4
+  // (through koffi, lz4-native.ts) would be loaded then, on the way to the first sync.
   loadSqlite();
+  nativeLZ4();
 }
