@@ -10,7 +10,7 @@
  * capacity given and returns a negative number for malformed input. Compressing is
  * LZ4_compress_default (acceleration 1, the lz4 command's default level).
  */
-import { createRequire } from 'node:module';
+import { loadKoffi } from '../util/koffi.js';
 
 export interface NativeLZ4 {
   /**
@@ -40,8 +40,7 @@ export function setNativeLZ4(on: boolean): void {
 
 function load(): NativeLZ4 | null {
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const lib = koffi.load('liblz4.so.1');
+    const lib = loadKoffi().load('liblz4.so.1');
     const safe = lib.func('int LZ4_decompress_safe(const void *src, void *dst, int srcSize, int dstCapacity)') as (s: Uint8Array, d: Uint8Array, n: number, cap: number) => number;
     const withDict = lib.func('int LZ4_decompress_safe_usingDict(const void *src, void *dst, int srcSize, int dstCapacity, const void *dict, int dictSize)') as (s: Uint8Array, d: Uint8Array, n: number, cap: number, dict: Uint8Array, dn: number) => number;
     const compress = lib.func('int LZ4_compress_default(const void *src, void *dst, int srcSize, int dstCapacity)') as (s: Uint8Array, d: Uint8Array, n: number, cap: number) => number;
