@@ -1,7 +1,7 @@
 /**
  * LZ4 blocks, under the frames of lz4.ts: the system's liblz4 (lz4-native.ts, through koffi)
  * where it loads, else lz4-napi (lz4_flex). lz4-napi is loaded on first use only, so a process
- * with liblz4 never maps it: its addon costs the replication worker ~4.5 MB of RSS and 4–7 ms of
+ * with liblz4 never maps it: its addon costs the replication worker ~4.5 MB of RSS and 3–7 ms of
  * start-up, while koffi's addon loads in ~1.4 ms (util/koffi.ts) and liblz4 in a fraction of that.
  *
  * Compressing with liblz4 writes each block straight behind its frame size field, in a buffer
