@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { FRAME_BLOCK_SIZE, decodeAll, decodeBuffers, decodeFrames, encodeFrame, encodeFrameStream } from '../../src/format/lz4.js';
 import { LsinitError } from '../../src/errors.js';
 import { FileByteSource } from '../../src/format/file-source.js';
+import { compressBlock, decompressBlock } from '../../src/format/lz4-block.js';
 import { setNativeLZ4 } from '../../src/format/lz4-native.js';
 import { frameOf, malformedFrame } from '../helpers/lz4-frames.js';
 
@@ -180,6 +181,22 @@ describe('LZ4 frames written with liblz4 and with lz4-napi (the fallback where l
       }
     });
   }
+
+  it('a lone block (LTX pages, legacy frames) decodes to its bytes by both codecs; a malformed or oversized one is a format error in both', async () => {
+    const page = sample(4096);
+    for (const [by, native] of CODECS) {
+      const field = await withCodec(native, async () => compressBlock(page));
+      assert.equal(field.readUInt32LE(0) & 0x80000000, 0, `${by}: a page of runs is compressed, not stored`);
+      const block = field.subarray(4);
+      for (const [codec, nat] of CODECS) {
+        await withCodec(nat, async () => {
+          assert.deepEqual(decompressBlock(block, 4096, undefined, 'page 2'), page, `${by} block, ${codec} decoder`);
+          assert.throws(() => decompressBlock(block, 2048, undefined, 'page 2'), { code: 'LSINIT_ERR_FORMAT', message: /page 2: corrupt compressed block/ }, `${codec}: larger than the page`);
+          assert.throws(() => decompressBlock(Buffer.from([0x00, 0x01, 0x00]), 4096, undefined, 'page 3'), { code: 'LSINIT_ERR_FORMAT', message: /page 3: corrupt compressed block/ }, `${codec}: malformed`);
+        });
+      }
+    }
+  });
 
   it('liblz4\'s frames are no larger than lz4-napi\'s for database pages (within 1 %)', async () => {
     const data = sample(FRAME_BLOCK_SIZE);
