@@ -15,7 +15,7 @@
  *  - after the final graceful stop, the latest restore equals the source row for row.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, openSync, readSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -464,8 +464,12 @@ ${proxy ? '        lease: { ttl: 3s }\n' : ''}` : ''}`);
                 if (existsSync(`${db}-wal`)) truncateSync(`${db}-wal`, 0);
                 notes.push('WAL checkpointed and truncated to 0');
               } else {
-                const to = Math.floor(32 + (size - 32) * (params.cut - 0.3) / 0.7);
-                if (size > 32) truncateSync(`${db}-wal`, to);
+                // Never below the frames a checkpoint already copied into the database file:
+                // recovery would replay older page versions over newer ones there, a mix no
+                // crash produces that corrupts the source itself (seed 970025: integrity_check
+                // failed on app.db, and lsinit faithfully shipped it).
+                const to = Math.max(Math.floor(32 + (size - 32) * (params.cut - 0.3) / 0.7), backfilledEnd(db));
+                if (size > 32) truncateSync(`${db}-wal`, Math.min(size, to));
                 sourceDamaged = size > 32;
                 notes.push(`WAL of ${size} bytes cut at ${to} (source loses its tail)`);
               }
@@ -631,5 +635,29 @@ export function seedFor(kind: FaultKind, start = 1): number {
   for (let s = start; ; s++) {
     const r = rng(s);
     if (FAULTS[Math.floor(r() * FAULTS.length)] === kind) return s;
+  }
+}
+
+/**
+ * The byte offset in `db`-wal up to which a checkpoint has copied frames into the database file
+ * (WalCkptInfo in the -shm, right after the two 48-byte index headers: nBackfill at 96,
+ * nBackfillAttempted at 128; frame size from the WAL header). 32 when nothing is back-filled or either file is missing.
+ */
+function backfilledEnd(db: string): number {
+  try {
+    const shm = readFileSync(`${db}-shm`);
+    const hdr = Buffer.alloc(32);
+    const fd = openSync(`${db}-wal`, 'r');
+    try {
+      if (readSync(fd, hdr, 0, 32, 0) < 32 || shm.length < 100) return 32;
+    } finally {
+      closeSync(fd);
+    }
+    // nBackfill, or nBackfillAttempted when a checkpoint was killed while copying (it may have
+    // written pages past nBackfill). Native order: little-endian on the machines we run.
+    const frames = Math.max(shm.readUInt32LE(96), shm.readUInt32LE(128));
+    return 32 + frames * (24 + hdr.readUInt32BE(8));
+  } catch {
+    return 32;
   }
 }
