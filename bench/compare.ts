@@ -8,9 +8,10 @@
  *             and the same app with wal_autocheckpoint=0
  *   restore   a ~171 MB database written by Litestream (1 snapshot + 64 WAL indexes of ~1.3 MB
  *             transactions): time with default flags, with lsinit's integrity check off, peak RSS
- *   rss       RSS idle with one database, peak RSS after 5 s of small commits, after one 100 MB transaction
+ *   rss       RSS idle with one database, peak RSS after 5 s of small commits, after one 100 MB transaction;
+ *             floor: node idle with better-sqlite3 and the database open (main thread / worker thread)
  *   startup   `replicate -exec true DB file://R` (existing DB) whole process, minus a bare `node -e 0`;
- *             start → child and child exit → exit
+ *             start → child and child exit → exit; floor: node + a worker opening the database + `true`
  *   sigterm   SIGTERM → app, as init, while the replicator ships a 300 MB transaction (p50 / p99)
  * Usage: npm run build && node --import tsx bench/compare.ts [--quick] [--only write,restore,rss,startup,sigterm]
  */
