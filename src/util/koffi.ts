@@ -1,5 +1,6 @@
 /**
- * koffi, by the path of its prebuilt addon where glibc Linux keeps it. Requiring the package runs
+ * koffi for every caller (libc.ts, memory.ts, lz4-native.ts), by the path of its prebuilt addon
+ * where glibc Linux keeps it. Requiring the package runs
  * two wrapper modules before the addon (libc detection from node's ELF headers, a search of
  * binary directories, deprecation shims): in a worker thread that was ~7 ms against ~1.4 ms for
  * the addon alone (koffi 3.3.4, node 20), and the replication worker loads koffi for liblz4 on its

@@ -3,11 +3,11 @@
  * reaper, flock for the meta-directory lock). koffi ships prebuilt binaries inside its package, so
  * no compiler is needed at install; a platform where it cannot load makes each caller fall back.
  */
-import { createRequire } from 'node:module';
 import { arch } from 'node:os';
 import { errorMessage } from '../errors.js';
+import { loadKoffi, type Koffi } from './koffi.js';
 
-export type Koffi = typeof import('koffi');
+export type { Koffi };
 export type LibcLib = ReturnType<Koffi['load']>;
 
 /**
@@ -17,7 +17,7 @@ export type LibcLib = ReturnType<Koffi['load']>;
 export function loadLibc<T>(bind: (lib: LibcLib, koffi: Koffi) => T): { name: string; fns: T; koffi: Koffi } | { error: string } {
   let koffi: Koffi;
   try {
-    koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    koffi = loadKoffi();
   } catch (err) {
     return { error: `koffi unavailable: ${errorMessage(err)}` };
   }

@@ -8,9 +8,9 @@
  * So: fix glibc's threshold at its default 128 KiB (large buffers are mapped and unmapped, as
  * MALLOC_MMAP_THRESHOLD_ would do at exec), and collect after every few tens of MiB decoded.
  */
-import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { loadKoffi } from './koffi.js';
 
 const M_MMAP_THRESHOLD = -3;
 
@@ -27,8 +27,7 @@ export function fixMmapThreshold(): boolean {
 
 function mallopt(param: number, value: number): boolean {
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const fn = koffi.load('libc.so.6').func('int mallopt(int, int)') as (p: number, v: number) => number;
+    const fn = loadKoffi().load('libc.so.6').func('int mallopt(int, int)') as (p: number, v: number) => number;
     return fn(param, value) === 1;
   } catch {
     return false;
